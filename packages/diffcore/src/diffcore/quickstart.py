@@ -1,0 +1,1 @@
+"""``difflab quickstart``: placeholder until the 2-D quickstart lands."""
