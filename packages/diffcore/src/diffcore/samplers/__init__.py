@@ -1,0 +1,52 @@
+"""Samplers: time grids, step rules and the one :func:`sample` loop."""
+
+from .base import StepRule
+from .dpm import (
+    DDIM,
+    DPMSolver,
+    DPMSolverPP2M,
+    DPMSolverPP2S,
+    DPMSolverPP3M,
+    SDEDPMSolverPP2M,
+    UniPC,
+)
+from .grids import append_zero, given, karras, quadratic_t, uniform_lambda, uniform_t
+from .loop import SampleOutput, sample
+from .ode import RK4, DormandPrince, Euler, Heun, Midpoint, RFSolver
+from .sde import (
+    DDPMAncestral,
+    EulerMaruyama,
+    Langevin,
+    PredictorCorrector,
+    ReverseDiffusion,
+)
+
+__all__ = [
+    "DDIM",
+    "RK4",
+    "DDPMAncestral",
+    "DPMSolver",
+    "DPMSolverPP2M",
+    "DPMSolverPP2S",
+    "DPMSolverPP3M",
+    "DormandPrince",
+    "Euler",
+    "EulerMaruyama",
+    "Heun",
+    "Langevin",
+    "Midpoint",
+    "PredictorCorrector",
+    "RFSolver",
+    "ReverseDiffusion",
+    "SDEDPMSolverPP2M",
+    "SampleOutput",
+    "StepRule",
+    "UniPC",
+    "append_zero",
+    "given",
+    "karras",
+    "quadratic_t",
+    "sample",
+    "uniform_lambda",
+    "uniform_t",
+]

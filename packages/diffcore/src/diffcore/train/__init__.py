@@ -1,0 +1,33 @@
+"""Training utilities: EMA, safetensors checkpoints and a small resumable training loop."""
+
+from .checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    atomic_write_bytes,
+    capture_rng,
+    from_pretrained,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    save_pretrained,
+)
+from .ema import EMA
+from .loop import FitResult, WarmupCosine, fit
+
+__all__ = [
+    "EMA",
+    "Checkpoint",
+    "CheckpointError",
+    "FitResult",
+    "WarmupCosine",
+    "atomic_write_bytes",
+    "capture_rng",
+    "fit",
+    "from_pretrained",
+    "latest_checkpoint",
+    "load_checkpoint",
+    "restore_rng",
+    "save_checkpoint",
+    "save_pretrained",
+]
