@@ -1,5 +1,6 @@
 """Sphinx configuration for the difflab documentation."""
 
+import re
 from importlib.metadata import version as _version
 
 project = "difflab"
@@ -28,3 +29,14 @@ exclude_patterns = ["_build", "**.ipynb_checkpoints", "jupyter_execute"]
 html_theme = "furo"
 html_title = "difflab"
 suppress_warnings = ["myst.header"]
+
+_SHAPE_STAR = re.compile(r"(?<![\\*`])\*(?=[A-Z]\b)")
+
+
+def _escape_shape_stars(app, what, name, obj, options, lines):
+    """Docstrings write shapes as ``(B, *S)``; escape the star so reST does not read emphasis."""
+    lines[:] = [_SHAPE_STAR.sub(r"\\*", line) for line in lines]
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", _escape_shape_stars)

@@ -13,6 +13,7 @@ allocator memory. Prints ratios and writes bench-results/ops_graphs.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -59,11 +60,13 @@ def naive_knn_graph(x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.stack([source.reshape(-1), target])
 
 
-def run_case(op: str, impl: str, n: int, repeat: int) -> dict:
+def run_case(op: str, impl: str, n: int, repeat: int, threads: int) -> dict:
     """Runs in the child process: time one op, report its peak RSS growth."""
     import resource
 
     from diffcore.ops import knn_graph, radius_graph
+
+    torch.set_num_threads(threads)
 
     x = points(n)
     calls = {
@@ -85,23 +88,24 @@ def run_case(op: str, impl: str, n: int, repeat: int) -> dict:
     return {"seconds": min(times), "peak_mib": (peak - before) / 1024, "edges": edges.shape[1]}
 
 
-def child(op: str, impl: str, n: int, repeat: int) -> dict:
+def child(op: str, impl: str, n: int, repeat: int, threads: int) -> dict:
+    here = str(Path(__file__).parent)
     code = (
-        "import json, sys; sys.path.insert(0, {here!r}); import ops_graphs as b; "
-        "print(json.dumps(b.run_case({op!r}, {impl!r}, {n}, {repeat})))"
-    ).format(here=str(Path(__file__).parent), op=op, impl=impl, n=n, repeat=repeat)
+        f"import json, sys; sys.path.insert(0, {here!r}); import ops_graphs as b; "
+        f"print(json.dumps(b.run_case({op!r}, {impl!r}, {n}, {repeat}, {threads})))"
+    )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr else "failed"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def cpu_section(sizes: list[int], naive_limit: float) -> list[dict]:
+def cpu_section(sizes: list[int], naive_limit: float, threads: int) -> list[dict]:
     rows = []
     for op in ("radius_graph", "knn_graph"):
         for n in sizes:
             repeat = 3 if n <= 10_000 else 1
-            ours = child(op, "ours", n, repeat)
+            ours = child(op, "ours", n, repeat, threads)
             naive_bytes = NAIVE_BYTES[op] * n * n
             if naive_bytes > naive_limit:
                 naive = {
@@ -109,7 +113,7 @@ def cpu_section(sizes: list[int], naive_limit: float) -> list[dict]:
                     f"> limit {naive_limit / 2**30:.0f} GiB"
                 }
             else:
-                naive = child(op, "naive", n, repeat)
+                naive = child(op, "naive", n, repeat, threads)
             rows.append({"op": op, "n": n, "ours": ours, "naive": naive})
             print_cpu_row(rows[-1])
     return rows
@@ -126,8 +130,8 @@ def print_cpu_row(row: dict) -> None:
     if "error" in ours:
         print(f"{row['op']:<13}{row['n']:>8}  ours failed: {ours['error']}")
         return
-    naive_s = f"{naive['seconds']:9.3f}" if "seconds" in naive else f"{'-':>9}"
-    naive_m = f"{naive['peak_mib']:9.0f}" if "peak_mib" in naive else f"{'-':>9}"
+    naive_s = f"{naive['seconds']:10.3f}" if "seconds" in naive else f"{'-':>10}"
+    naive_m = f"{naive['peak_mib']:10.0f}" if "peak_mib" in naive else f"{'-':>10}"
     print(
         f"{row['op']:<13}{row['n']:>8}{ours['seconds']:10.3f}{naive_s}"
         f"{ratio(ours, naive, 'seconds'):>9}{ours['peak_mib']:10.0f}{naive_m}"
@@ -139,23 +143,25 @@ def cuda_section(sizes: list[int]) -> list[dict]:
     from diffcore.ops import knn_graph, radius_graph
 
     rows = []
-    print(f"\n{'op':<13}{'N':>8}{'triton s':>10}{'twin s':>10}{'speed-up':>9}"
-          f"{'triton MiB':>11}{'twin MiB':>10}")  # fmt: skip
+    print(
+        f"\n{'op':<13}{'N':>8}{'triton s':>10}{'twin s':>10}{'speed-up':>9}"
+        f"{'triton MiB':>11}{'twin MiB':>10}"
+    )
     for op in ("radius_graph", "knn_graph"):
         for n in sizes:
             x = points(n, "cuda")
             result = {"op": op, "n": n}
             for backend in ("triton", "torch"):
                 if op == "radius_graph":
-                    r = radius_for(n)
-
-                    def call(b=backend, r=r):
-                        return radius_graph(x, r, max_num_neighbors=MAX_NEIGHBOURS, backend=b)
+                    call = functools.partial(
+                        radius_graph,
+                        x,
+                        radius_for(n),
+                        max_num_neighbors=MAX_NEIGHBOURS,
+                        backend=backend,
+                    )
                 else:
-
-                    def call(b=backend):
-                        return knn_graph(x, K, backend=b)
-
+                    call = functools.partial(knn_graph, x, K, backend=backend)
                 call()  # compile / warm up
                 torch.cuda.synchronize()
                 torch.cuda.reset_peak_memory_stats()
@@ -177,30 +183,46 @@ def cuda_section(sizes: list[int]) -> list[dict]:
     return rows
 
 
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000])
-    parser.add_argument("--cuda-sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--cuda-sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--naive-limit-gib", type=float, default=None)
+    parser.add_argument(
+        "--threads", type=int, default=torch.get_num_threads(), help="CPU threads per case"
+    )
     args = parser.parse_args()
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     limit = ram / 2 if args.naive_limit_gib is None else args.naive_limit_gib * 2**30
     cuda = torch.cuda.is_available()
-    device = torch.cuda.get_device_name() if cuda else f"cpu ({platform.processor() or 'cpu'})"
-    print(f"device: {device}; torch {torch.__version__}; {torch.get_num_threads()} CPU threads")
+    device = torch.cuda.get_device_name() if cuda else f"cpu ({cpu_name()})"
+    print(f"device: {device}; torch {torch.__version__}; {args.threads} CPU threads per case")
     print(
         f"uniform points in the unit cube; radius_graph: ~{MEAN_NEIGHBOURS} neighbours, "
         f"max_num_neighbors={MAX_NEIGHBOURS}; knn_graph: k={K}"
     )
     print("CPU: ours = diffcore.ops (torch backend), naive = torch.cdist on the full matrix;")
     print("ratios are naive / ours (higher is better for ours); memory is peak RSS growth.\n")
-    print(f"{'op':<13}{'N':>8}{'ours s':>10}{'naive s':>9}{'time':>9}"
-          f"{'ours MiB':>10}{'naive MiB':>9}{'memory':>9}")  # fmt: skip
+    print(
+        f"{'op':<13}{'N':>8}{'ours s':>10}{'naive s':>10}{'time':>9}"
+        f"{'ours MiB':>10}{'naive MiB':>10}{'memory':>9}"
+    )
     results = {
         "device": device,
         "torch": torch.__version__,
-        "cpu_threads": torch.get_num_threads(),
-        "cpu": cpu_section(args.sizes, limit),
+        "cpu_threads": args.threads,
+        "cpu": cpu_section(args.sizes, limit, args.threads),
     }
     if cuda:
         results["cuda"] = cuda_section(args.cuda_sizes)

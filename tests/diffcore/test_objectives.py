@@ -29,11 +29,16 @@ def test_dsm_optimum_is_the_exact_denoiser(kind, weighting):
     process = EDM() if weighting == "edm" else LinearVP()
     obj = DenoisingScoreMatching(process, kind, weighting)
     x0 = DATA.sample(4096, generator=torch.Generator().manual_seed(0))
-    t = torch.rand(4096, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.9 + 0.05
+    t = (
+        torch.rand(4096, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 0.9
+        + 0.05
+    )
     t = t * 5.0 if weighting == "edm" else t  # EDM: sigma in [0.25, 4.75]
     net = exact_net(process, kind)
     base = obj.loss(net, x0, t=t, generator=torch.Generator().manual_seed(2))
-    worse = obj.loss(lambda x, tt: net(x, tt) + 0.5, x0, t=t, generator=torch.Generator().manual_seed(2))
+    worse = obj.loss(
+        lambda x, tt: net(x, tt) + 0.5, x0, t=t, generator=torch.Generator().manual_seed(2)
+    )
     assert float(worse) > float(base)
 
 
@@ -42,9 +47,18 @@ def test_dsm_is_zero_when_target_is_deterministic():
     process = LinearVP()
     x0 = torch.full((64, 3), 0.7, dtype=torch.float64)
     obj = DenoisingScoreMatching(process, "x0", "snr")
-    loss = obj.loss(lambda x, t: torch.full_like(x, 0.7), x0, generator=torch.Generator().manual_seed(0))
+    loss = obj.loss(
+        lambda x, t: torch.full_like(x, 0.7), x0, generator=torch.Generator().manual_seed(0)
+    )
     assert float(loss) == 0.0
-    assert float(obj.loss(lambda x, t: torch.zeros_like(x), x0, generator=torch.Generator().manual_seed(0))) > 0
+    assert (
+        float(
+            obj.loss(
+                lambda x, t: torch.zeros_like(x), x0, generator=torch.Generator().manual_seed(0)
+            )
+        )
+        > 0
+    )
 
 
 def test_min_snr_weight_in_x0_space():
@@ -61,8 +75,25 @@ def test_flow_matching_zero_for_point_masses():
     x0 = torch.zeros(16, 2, dtype=torch.float64)
     x1 = torch.ones(16, 2, dtype=torch.float64)
     obj = FlowMatching(process)
-    assert float(obj.loss(lambda x, t: torch.ones_like(x), x0, noise=x1, generator=torch.Generator().manual_seed(0))) == 0.0
-    assert float(obj.loss(lambda x, t: torch.zeros_like(x), x0, noise=x1, generator=torch.Generator().manual_seed(0))) == pytest.approx(1.0)
+    assert (
+        float(
+            obj.loss(
+                lambda x, t: torch.ones_like(x),
+                x0,
+                noise=x1,
+                generator=torch.Generator().manual_seed(0),
+            )
+        )
+        == 0.0
+    )
+    assert float(
+        obj.loss(
+            lambda x, t: torch.zeros_like(x),
+            x0,
+            noise=x1,
+            generator=torch.Generator().manual_seed(0),
+        )
+    ) == pytest.approx(1.0)
 
 
 def test_flow_matching_exact_velocity_beats_perturbed():
@@ -75,9 +106,13 @@ def test_flow_matching_exact_velocity_beats_perturbed():
     assert float(worse) > float(base)
 
 
-@pytest.mark.parametrize("sampler", [UniformTime(), LogitNormalTime(), UShapedTime()], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "sampler", [UniformTime(), LogitNormalTime(), UShapedTime()], ids=lambda s: type(s).__name__
+)
 def test_time_samplers_stay_in_range_and_have_expected_shape(sampler):
-    t = sampler.sample(20000, RectifiedFlow(), generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    t = sampler.sample(
+        20000, RectifiedFlow(), generator=torch.Generator().manual_seed(0), dtype=torch.float64
+    )
     assert float(t.min()) > 0 and float(t.max()) <= 1
     assert float(t.mean()) == pytest.approx(0.5, abs=0.02)  # all three are symmetric about 1/2
     if isinstance(sampler, UShapedTime):  # more mass at the ends than in the middle

@@ -28,7 +28,9 @@ def test_convert_between_all_pairs(gaussian_process, source, target):
     x = gaussian_process.marginal(x0, t, eps)
     y = from_x0_eps(x0, eps, t, gaussian_process, source)
     got = convert(y, x, t, gaussian_process, source=source, target=target)
-    torch.testing.assert_close(got, from_x0_eps(x0, eps, t, gaussian_process, target), atol=1e-7, rtol=1e-7)
+    torch.testing.assert_close(
+        got, from_x0_eps(x0, eps, t, gaussian_process, target), atol=1e-7, rtol=1e-7
+    )
 
 
 def test_unknown_kind_is_named():

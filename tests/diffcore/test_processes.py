@@ -44,7 +44,9 @@ def test_sde_reproduces_marginal_variance(gaussian_process):
     p, s2 = gaussian_process, 0.3
     t = interior_times(p)
     var = lambda tt: p.alpha(tt) ** 2 * s2 + p.sigma(tt) ** 2  # noqa: E731
-    torch.testing.assert_close(_derivative(var, t), 2 * p.f(t) * var(t) + p.g2(t), rtol=1e-6, atol=1e-8)
+    torch.testing.assert_close(
+        _derivative(var, t), 2 * p.f(t) * var(t) + p.g2(t), rtol=1e-6, atol=1e-8
+    )
 
 
 @pytest.mark.parametrize("process", GAUSSIAN_PROCESSES, ids=lambda p: type(p).__name__)
@@ -57,7 +59,9 @@ def test_marginal_moments_match_closed_form(process, u, mean, std, b):
     xt, _ = process.sample_marginal(x0, t, generator=g)
     a, s = process.alpha(t), process.sigma(t)
     exp_std = math.sqrt(float(a**2 * std**2 + s**2))
-    assert float(xt.mean()) == pytest.approx(float(a) * mean, abs=4 * exp_std / math.sqrt(xt.numel()) * 3)
+    assert float(xt.mean()) == pytest.approx(
+        float(a) * mean, abs=4 * exp_std / math.sqrt(xt.numel()) * 3
+    )
     assert float(xt.std()) == pytest.approx(exp_std, rel=0.03)
 
 
@@ -116,7 +120,9 @@ def test_brownian_bridge_moments():
     assert float(xt.mean()) == pytest.approx(0.3, abs=0.01)
     assert float(xt.var()) == pytest.approx(2 * (0.3 - 0.09), rel=0.03)
     # ends are exact
-    torch.testing.assert_close(bb.interpolate(x0, y, torch.tensor(0.0, dtype=torch.float64), torch.randn_like(x0)), x0)
+    torch.testing.assert_close(
+        bb.interpolate(x0, y, torch.tensor(0.0, dtype=torch.float64), torch.randn_like(x0)), x0
+    )
 
 
 def test_interpolant_velocity_is_time_derivative():
@@ -141,7 +147,9 @@ def test_pfgmpp_radius_distribution():
 def test_pfgmpp_approaches_gaussian_for_large_d():
     p = PFGMPP(D=1e6)
     g = torch.Generator().manual_seed(0)
-    _, noise = p.sample_marginal(torch.zeros(20000, 3, dtype=torch.float64), torch.tensor(2.0), generator=g)
+    _, noise = p.sample_marginal(
+        torch.zeros(20000, 3, dtype=torch.float64), torch.tensor(2.0), generator=g
+    )
     assert float(noise.std()) == pytest.approx(2.0, rel=0.02)
 
 

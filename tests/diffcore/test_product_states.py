@@ -3,11 +3,12 @@
 import pytest
 import torch
 
-from diffcore.processes import VE, LinearVP, NodeMask, SymmetricAdjacency, ZeroCenterOfMass
 from diffcore.predictions import Denoiser
+from diffcore.processes import VE, LinearVP, NodeMask, SymmetricAdjacency, ZeroCenterOfMass
 from diffcore.samplers import (
     DDIM,
     RK4,
+    S4,
     DDPMAncestral,
     DPMSolver,
     DPMSolverPP2M,
@@ -24,7 +25,24 @@ from diffcore.samplers import (
     uniform_t,
 )
 
-RULES = [Euler(), Heun(), Midpoint(), RK4(), DDIM(), DDIM(eta=1.0), DPMSolver(solver_order=3), DPMSolverPP2S(), DPMSolverPP2M(), DPMSolverPP3M(), UniPC(), EulerMaruyama(), DDPMAncestral(), PredictorCorrector(), SDEDPMSolverPP2M()]
+RULES = [
+    Euler(),
+    Heun(),
+    Midpoint(),
+    RK4(),
+    DDIM(),
+    DDIM(eta=1.0),
+    DPMSolver(solver_order=3),
+    DPMSolverPP2S(),
+    DPMSolverPP2M(),
+    DPMSolverPP3M(),
+    UniPC(),
+    EulerMaruyama(),
+    DDPMAncestral(),
+    PredictorCorrector(),
+    SDEDPMSolverPP2M(),
+    S4(),
+]
 B, N, F = 3, 6, 4
 
 
@@ -50,7 +68,10 @@ def test_symmetry_and_masks_preserved(rule):
     model, mask = graph_setup()
     g = torch.Generator().manual_seed(0)
     procs = model.process
-    x = (procs[0].prior_sample(torch.empty(B, N, F), generator=g), procs[1].prior_sample(torch.empty(B, N, N), generator=g))
+    x = (
+        procs[0].prior_sample(torch.empty(B, N, F), generator=g),
+        procs[1].prior_sample(torch.empty(B, N, N), generator=g),
+    )
     out = sample(model, x, uniform_t(procs[0], 4, t_end=0.05), rule, generator=g, progress=False).x
     xs, adj = out
     torch.testing.assert_close(adj, adj.transpose(1, 2))
@@ -83,7 +104,11 @@ def test_zero_center_of_mass_kept(rule):
 
 def test_dict_states_work_like_tuples():
     proc = {"pos": LinearVP(), "feat": VE()}
-    model = Denoiser(lambda s, t: {"pos": -s["pos"], "feat": torch.zeros_like(s["feat"])}, {"pos": "eps", "feat": "x0"}, proc)
+    model = Denoiser(
+        lambda s, t: {"pos": -s["pos"], "feat": torch.zeros_like(s["feat"])},
+        {"pos": "eps", "feat": "x0"},
+        proc,
+    )
     x = {"pos": torch.randn(2, 3), "feat": torch.randn(2, 4)}
     out = sample(model, x, uniform_t(proc["pos"], 3, t_end=0.05), DPMSolverPP2M(), progress=False).x
     assert set(out) == {"pos", "feat"} and out["feat"].shape == (2, 4)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import diffcore.ops as ops
-from diffcore.ops import _dispatch, _grid, knn_graph, radius_graph
+from diffcore.ops import _dispatch, _grid, _reference, knn_graph, radius_graph
 
 DTYPES = [torch.float32, torch.float64]
 
@@ -112,6 +112,26 @@ def test_ties_go_to_lower_index(path):
         assert torch.equal(radius_graph(x, r, max_num_neighbors=3), brute_radius(x, r, cap=3))
 
 
+@pytest.mark.parametrize("offset", [1e3, -3e4])
+def test_exact_ties_far_from_origin_in_float32(path, offset):
+    # Integer coordinates stay exact in float32; the matrix-product screen must keep every tie.
+    x = torch.tensor(list(itertools.product(range(5), range(4), range(3))), dtype=torch.float32)
+    x = torch.cat([x, x[::3]]) + offset
+    for k in (4, 11):
+        assert torch.equal(knn_graph(x, k), brute_knn(x, k))
+    for r in (1.0, math.sqrt(2.0), 2.0):
+        assert torch.equal(radius_graph(x, r, max_num_neighbors=None), brute_radius(x, r))
+
+
+def test_screen_stays_exact_when_matmuls_are_coarse(force_brute, monkeypatch):
+    # With TF32 / bfloat16 products allowed, the screen's tolerance widens; results must not move.
+    monkeypatch.setattr(_reference, "_ieee_products", lambda t: False)
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(120, 3, generator=g)
+    assert torch.equal(knn_graph(x, 9), brute_knn(x, 9))
+    assert torch.equal(radius_graph(x, 0.3), brute_radius(x, 0.3, cap=32))
+
+
 def test_all_points_equal(path):
     x = torch.ones(12, 3, dtype=torch.float64)
     assert torch.equal(knn_graph(x, 4), brute_knn(x, 4))
@@ -144,6 +164,8 @@ def test_empty_input(dtype):
     x = torch.empty(0, 3, dtype=dtype)
     for e in (knn_graph(x, 3), radius_graph(x, 1.0), knn_graph(x, 2, torch.empty(0).long())):
         assert e.shape == (2, 0) and e.dtype == torch.long
+    with pytest.raises(ValueError, match="`backend`"):
+        knn_graph(x, 3, backend="gpu")
 
 
 def test_one_point():

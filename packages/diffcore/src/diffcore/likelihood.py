@@ -60,6 +60,10 @@ def _velocity_and_divergence(model, x: Tree, t: Tensor, probes: Tree | None):
     return tree_map(lambda vi: vi.detach(), v), div.detach()
 
 
+def _euler(x: Tree, v: Tree, h: Tensor) -> Tree:
+    return tree_map(lambda a, k: a + h * k, x, v)
+
+
 def log_likelihood(
     model: Any,
     x0: Tree,
@@ -77,10 +81,13 @@ def log_likelihood(
     Args:
         model: a :class:`~diffcore.predictions.Denoiser`.
         x0: (B, *S) data, or a tree.
-        steps: RK4 steps from ``t_start`` to ``t_end`` (default the process's ``t_max``).
+        steps: RK4 steps from ``t_start`` to ``t_end``.
+        t_start: where integration starts (just above 0, where eps/x0 velocities are singular).
+        t_end: where it stops; default the process's ``t_max``, where the prior is evaluated.
         divergence: ``"exact"`` or ``"hutchinson"``.
         n_probes: Rademacher probes averaged per evaluation (Hutchinson only).
         generator: draws the probes.
+        progress: show a progress bar.
 
     Returns:
         A :class:`LikelihoodOutput`.
@@ -117,16 +124,15 @@ def log_likelihood(
     for i in tqdm(range(steps), disable=not progress, desc="likelihood", leave=False):
         t, h = ts[i], ts[i + 1] - ts[i]
         k1, d1 = field(x, t)
-        k2, d2 = field(tree_map(lambda a, k: a + 0.5 * h * k, x, k1), t + 0.5 * h)
-        k3, d3 = field(tree_map(lambda a, k: a + 0.5 * h * k, x, k2), t + 0.5 * h)
-        k4, d4 = field(tree_map(lambda a, k: a + h * k, x, k3), t + h)
-        x = tree_map(
-            lambda a, b1, b2, b3, b4: a + h / 6 * (b1 + 2 * b2 + 2 * b3 + b4), x, k1, k2, k3, k4
+        k2, d2 = field(_euler(x, k1, 0.5 * h), t + 0.5 * h)
+        k3, d3 = field(_euler(x, k2, 0.5 * h), t + 0.5 * h)
+        k4, d4 = field(_euler(x, k3, h), t + h)
+        x = _euler(
+            x, tree_map(lambda b1, b2, b3, b4: (b1 + 2 * b2 + 2 * b3 + b4) / 6, k1, k2, k3, k4), h
         )
         delta = delta + float(h) / 6 * (d1 + 2 * d2 + 2 * d3 + d4).to(torch.float64)
     prior = sum(
-        p.prior_log_prob(xi).to(torch.float64)
-        for xi, p in zip(leaves(x), procs, strict=True)
+        p.prior_log_prob(xi).to(torch.float64) for xi, p in zip(leaves(x), procs, strict=True)
     )
     log_prob = prior + delta
     dims = sum(xi[0].numel() for xi in leaves(x0))

@@ -86,9 +86,7 @@ def to_x0_eps(
     return (ds * x - s * y) / det, (a * y - da * x) / det
 
 
-def from_x0_eps(
-    x0: Tensor, eps: Tensor, t: Tensor, process: GaussianProcess, kind: str
-) -> Tensor:
+def from_x0_eps(x0: Tensor, eps: Tensor, t: Tensor, process: GaussianProcess, kind: str) -> Tensor:
     """The prediction of ``kind`` that corresponds to ``(x_0, eps)`` at time ``t``."""
     _check_kind(kind)
     if kind == "x0":
@@ -106,8 +104,11 @@ def from_x0_eps(
 def convert(
     y: Tensor, x: Tensor, t: Tensor, process: GaussianProcess, *, source: str, target: str
 ) -> Tensor:
-    """Convert a prediction between kinds, e.g. ``convert(eps, x, t, vp, source="eps",
-    target="v")``."""
+    """Convert a prediction from one kind to another.
+
+    Convert a prediction between kinds, e.g. ``convert(eps, x, t, vp, source="eps",
+    target="v")``.
+    """
     if source == target:
         _check_kind(source)
         return y
@@ -140,9 +141,7 @@ class Prediction:
         """The prediction as ``target`` kind, leaf by leaf."""
         if target not in self._cache:
             self._cache[target] = tree_map(
-                lambda y, x, p, k: p.project(
-                    convert(y, x, self.t, p, source=k, target=target)
-                ),
+                lambda y, x, p, k: p.project(convert(y, x, self.t, p, source=k, target=target)),
                 self.raw,
                 self.x,
                 self.process,

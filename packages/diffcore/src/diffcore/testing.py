@@ -1,4 +1,6 @@
-"""Exact references for tests and benchmarks: Gaussian and Gaussian-mixture data whose
+"""Exact references for tests and benchmarks.
+
+Exact references for tests and benchmarks: Gaussian and Gaussian-mixture data whose
 denoisers, probability-flow ODE solutions and densities are known in closed form.
 
 Public so that domain packages test their own samplers and objectives against the same exact
@@ -34,7 +36,11 @@ class GaussianMixtureData:
 
     def _params(self, like: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         w = self.weights.to(like.device, like.dtype)
-        return w / w.sum(), self.means.to(like.device, like.dtype), self.stds.to(like.device, like.dtype)
+        return (
+            w / w.sum(),
+            self.means.to(like.device, like.dtype),
+            self.stds.to(like.device, like.dtype),
+        )
 
     def sample(self, n: int, *, generator=None, dtype=torch.float64, device=None) -> Tensor:
         """(n, D) exact samples."""
@@ -61,7 +67,7 @@ class GaussianMixtureData:
         return (resp[..., None] * post_mean).sum(1)
 
     def log_prob_t(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
-        """log p_t(x), (B,)."""
+        """Log p_t(x), (B,)."""
         logits, _ = self._component_terms(x, alpha, sigma)
         return torch.logsumexp(logits, dim=1)
 
@@ -98,8 +104,11 @@ class GaussianData(GaussianMixtureData):
         return cls(weights=torch.ones(1, dtype=torch.float64), means=mean[None], stds=std[None])
 
     def flow(self, x: Tensor, t0: Tensor, t1: Tensor, process: GaussianProcess) -> Tensor:
-        """Exact probability-flow map from time t0 to t1: the standardised value is conserved,
-        ``x1 = alpha1 mu + std1 / std0 (x - alpha0 mu)``."""
+        """Exact probability-flow map from time t0 to t1.
+
+        Exact probability-flow map from time t0 to t1: the standardised value is conserved,
+        ``x1 = alpha1 mu + std1 / std0 (x - alpha0 mu)``.
+        """
         _, mu, s = self._params(x)
         t0 = torch.as_tensor(t0, dtype=torch.float64)
         t1 = torch.as_tensor(t1, dtype=torch.float64)

@@ -1,8 +1,8 @@
 """States that are a tensor, or a tuple/list/dict of tensors (product processes).
 
-A *tree* here is a ``Tensor``, or a ``tuple``/``list``/``dict`` whose leaves are trees. Everything in
-diffcore that touches a state goes through these few functions, so a GDSS state ``(X, A)`` or an
-ADiT state ``{"atoms": ..., "lattice": ...}`` is handled exactly like a single tensor.
+A *tree* here is a ``Tensor``, or a ``tuple``/``list``/``dict`` whose leaves are trees.
+Everything in diffcore that touches a state goes through these few functions, so a GDSS state
+``(X, A)`` or an ADiT state ``{"atoms": ..., "lattice": ...}`` is handled like a single tensor.
 """
 
 from __future__ import annotations

@@ -40,7 +40,9 @@ def _sum_leaves(per_leaf: Tree, weights: Any) -> Tensor:
 
 @dataclass(frozen=True)
 class DenoisingScoreMatching:
-    """Denoising score matching in any prediction space (Vincent 2011; Ho et al. 2020; Song et
+    """Denoising score matching with a weighting over noise levels.
+
+    Denoising score matching in any prediction space (Vincent 2011; Ho et al. 2020; Song et
     al. 2021), with a weighting over noise levels.
 
     The loss at time t is ``w(t) ||net(x_t, t) - target||^2`` with ``target`` the ``prediction``
@@ -116,13 +118,20 @@ class DenoisingScoreMatching:
         mask: Tree = None,
         **net_kwargs: Any,
     ) -> Tensor:
-        """(B,) weighted losses. ``t`` and ``noise`` may be given (else drawn from
-        ``generator``)."""
+        """Weighted per-sample losses, shape (B,).
+
+        (B,) weighted losses. ``t`` and ``noise`` may be given (else drawn from
+        ``generator``).
+        """
         leaf = first_leaf(x0)
         b = batch_size(x0)
         if t is None:
             t = self.time_sampler.sample(
-                b, self._ref_process(x0), generator=generator, device=leaf.device, dtype=torch.float64
+                b,
+                self._ref_process(x0),
+                generator=generator,
+                device=leaf.device,
+                dtype=torch.float64,
             )
         t = torch.as_tensor(t, device=leaf.device, dtype=torch.float64)
         if t.ndim == 0:
@@ -149,7 +158,9 @@ class DenoisingScoreMatching:
 
 @dataclass(frozen=True)
 class FlowMatching:
-    """Conditional flow matching (Lipman et al. 2023, arXiv:2210.02747; Liu et al. 2022):
+    """Conditional flow matching on a process's path velocity.
+
+    Conditional flow matching (Lipman et al. 2023, arXiv:2210.02747; Liu et al. 2022):
     regress ``net(x_t, t)`` on the path velocity.
 
     For a Gaussian process (rectified flow, VP, ...) the target is ``alpha' x0 + sigma' eps``;
@@ -193,16 +204,20 @@ class FlowMatching:
             t = t.expand(b)
         if noise is None:
             noise = tree_map(
-                lambda x, p: p.source_sample(x, generator=generator)
-                if isinstance(p, StochasticInterpolant)
-                else p.noise_like(x, generator=generator),
+                lambda x, p: (
+                    p.source_sample(x, generator=generator)
+                    if isinstance(p, StochasticInterpolant)
+                    else p.noise_like(x, generator=generator)
+                ),
                 x0,
                 self.process,
             )
         latent = tree_map(
-            lambda x, p: p.noise_like(x, generator=generator)
-            if isinstance(p, StochasticInterpolant)
-            else None,
+            lambda x, p: (
+                p.noise_like(x, generator=generator)
+                if isinstance(p, StochasticInterpolant)
+                else None
+            ),
             x0,
             self.process,
         )

@@ -1,5 +1,8 @@
-"""Reflow (Liu et al. 2022, arXiv:2209.03003, sec. 2.3): couple noise with the samples a trained
-flow maps it to, and retrain on the straightened pairs."""
+"""Reflow pairs for straightening a trained flow.
+
+Reflow (Liu et al. 2022, arXiv:2209.03003, sec. 2.3): couple noise with the samples a trained
+flow maps it to, and retrain on the straightened pairs.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +30,8 @@ def reflow_pairs(
         noise: the source samples x1 (a tensor or tree), e.g. ``process.prior_sample``.
         steps: Euler steps of the deterministic solve (when ``grid`` is not given).
         rule: step rule (default Euler).
+        grid: time grid (default ``steps`` uniform steps).
+        progress: show a progress bar.
 
     Returns:
         (x0, x1): train the next flow with ``FlowMatching(...).loss(net, x0, noise=x1)``.

@@ -26,7 +26,10 @@ class UniformTime:
 
     t_eps: float = _T_GUARD
 
-    def sample(self, n: int, process, *, generator=None, device=None, dtype=torch.float32) -> Tensor:  # noqa: D102
+    def sample(
+        self, n: int, process, *, generator=None, device=None, dtype=torch.float32
+    ) -> Tensor:
+        """(n,) training times for ``process``, drawn from ``generator``."""
         lo, hi = _span(process, self.t_eps)
         u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
         return (lo + (hi - lo) * u).to(dtype)
@@ -34,13 +37,19 @@ class UniformTime:
 
 @dataclass(frozen=True)
 class LogitNormalTime:
-    """Logit-normal times (Esser et al. 2024, SD3, arXiv:2403.03206, eq. 19): ``t = sigmoid(m +
-    s z)`` rescaled to the process range; SD3's choice m = 0, s = 1."""
+    """Logit-normal training times (SD3).
+
+    Logit-normal times (Esser et al. 2024, SD3, arXiv:2403.03206, eq. 19): ``t = sigmoid(m +
+    s z)`` rescaled to the process range; SD3's choice m = 0, s = 1.
+    """
 
     mean: float = 0.0
     std: float = 1.0
 
-    def sample(self, n: int, process, *, generator=None, device=None, dtype=torch.float32) -> Tensor:  # noqa: D102
+    def sample(
+        self, n: int, process, *, generator=None, device=None, dtype=torch.float32
+    ) -> Tensor:
+        """(n,) training times for ``process``, drawn from ``generator``."""
         lo, hi = _span(process, _T_GUARD)
         z = torch.randn(n, generator=generator, device=device, dtype=torch.float64)
         u = torch.sigmoid(self.mean + self.std * z)
@@ -49,13 +58,19 @@ class LogitNormalTime:
 
 @dataclass(frozen=True)
 class UShapedTime:
-    """U-shaped times of improved rectified flows (Lee, Lin & Fanti 2024, arXiv:2405.20320,
+    """U-shaped training times (improved rectified flows).
+
+    U-shaped times of improved rectified flows (Lee, Lin & Fanti 2024, arXiv:2405.20320,
     sec. 3.2): density proportional to ``cosh(a (2u - 1))`` on [0, 1], more weight at both ends;
-    sampled by inverting its CDF. ``a = 4`` as in the paper."""
+    sampled by inverting its CDF. ``a = 4`` as in the paper.
+    """
 
     a: float = 4.0
 
-    def sample(self, n: int, process, *, generator=None, device=None, dtype=torch.float32) -> Tensor:  # noqa: D102
+    def sample(
+        self, n: int, process, *, generator=None, device=None, dtype=torch.float32
+    ) -> Tensor:
+        """(n,) training times for ``process``, drawn from ``generator``."""
         lo, hi = _span(process, _T_GUARD)
         v = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
         sa = math.sinh(self.a)
@@ -65,13 +80,19 @@ class UShapedTime:
 
 @dataclass(frozen=True)
 class LogNormalSigma:
-    """EDM's training noise levels ``ln sigma ~ N(P_mean, P_std^2)`` (Karras et al. 2022,
-    Table 1: -1.2, 1.2), clipped to the process range; for processes whose time is sigma."""
+    """EDM's log-normal training noise levels.
+
+    EDM's training noise levels ``ln sigma ~ N(P_mean, P_std^2)`` (Karras et al. 2022,
+    Table 1: -1.2, 1.2), clipped to the process range; for processes whose time is sigma.
+    """
 
     p_mean: float = -1.2
     p_std: float = 1.2
 
-    def sample(self, n: int, process, *, generator=None, device=None, dtype=torch.float32) -> Tensor:  # noqa: D102
+    def sample(
+        self, n: int, process, *, generator=None, device=None, dtype=torch.float32
+    ) -> Tensor:
+        """(n,) training times for ``process``, drawn from ``generator``."""
         z = torch.randn(n, generator=generator, device=device, dtype=torch.float64)
         sigma = torch.exp(self.p_mean + self.p_std * z)
         return sigma.clamp(max(process.t_min, _T_GUARD), process.t_max).to(dtype)

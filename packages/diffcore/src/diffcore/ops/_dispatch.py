@@ -1,8 +1,11 @@
 """Backend choice for `diffcore.ops`: the torch twin by default, Triton on CUDA.
 
 ``backend="auto"`` picks the Triton kernels for CUDA tensors when triton imports (and the op is
-within the kernel's limits), the pure-torch reference twin otherwise. ``"torch"`` and
-``"triton"`` force one; forcing Triton on CPU tensors works only under Triton's interpreter.
+within the kernel's limits), the pure-torch twin otherwise. ``"torch"`` and ``"triton"`` force
+one; forcing Triton on CPU tensors works only under Triton's interpreter.
+
+The torch twin is the blocked brute force of `_reference`, or for large point sets in at most
+three dimensions the cell grid of `_grid`; both are exact and return identical results.
 """
 
 from __future__ import annotations
@@ -24,9 +27,9 @@ BACKENDS: tuple[str, ...] = ("auto", "torch", "triton")
 DEFAULT_MEMORY_BUDGET = 64 * 2**20
 # Same limit as diffcore.ops.triton.MAX_K, repeated so choosing a backend needs no import.
 _TRITON_MAX_K = 128
-# The torch backend hashes points into a cell grid (exact, see _grid.py) when some query may
-# search at least this many points in at most this many dimensions; below, the blocked brute
-# force is as fast.
+# The torch backend hashes points into a cell grid (exact, see _grid.py) when the points have
+# at most _grid.MAX_DIM coordinates and some query searches at least this many of them; below
+# that the blocked brute force is as fast (measured on CPU, uniform points in a cube).
 GRID_MIN_POINTS = 2048
 
 

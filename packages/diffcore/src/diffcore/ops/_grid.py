@@ -41,8 +41,8 @@ _KEY_LIMIT = 2**62
 # Bytes per candidate pair: indices (query, point, expansion temporaries, int64) and the
 # gathered coordinates and distance. Sizes blocks against the memory budget.
 _PAIR_BYTES = 96
-# Per-query bytes when counting candidates: 3^D neighbour keys and two search results (int64).
-_COUNT_BYTES = 3 * 8 * 3**MAX_DIM
+# Per-query bytes when counting candidates: 3^(D-1) run keys and two search results (int64).
+_COUNT_BYTES = 3 * 8 * 3 ** (MAX_DIM - 1)
 # Above this fraction of the brute-force work, the dense blocked search is cheaper.
 _DENSE_FRACTION = 0.2
 # Mean points per k-nearest cell, in units of k (see _initial_knn_cell).
@@ -82,8 +82,10 @@ class _Cells:
     sorted_keys: Tensor  # (n_valid,) ascending
     order: Tensor  # (n_valid,) point index of each sorted key
     query_keys: Tensor  # (M,) key of each query's own cell (meaningless where query seg < 0)
-    offsets: Tensor  # (3^D,) key offsets from a cell to its neighbours (itself included)
-    cells_per_axis: tuple[int, ...]
+    # (3^(D-1),) key offsets to the neighbour cells with the same last-axis index; the cells
+    # at last-axis offsets -1, 0, +1 have consecutive keys, so each offset starts one run of
+    # three cells, [key + offset - 1, key + offset + 2).
+    offsets: Tensor
 
 
 def _build(q: Tensor, x: Tensor, segs: _Segments, h: float) -> _Cells:
@@ -114,20 +116,20 @@ def _build(q: Tensor, x: Tensor, segs: _Segments, h: float) -> _Cells:
     query_keys = keys(q, segs.query.clamp(min=0))
     offsets = torch.tensor(
         [
-            sum(o * s for o, s in zip(off, strides, strict=True))
-            for off in itertools.product((-1, 0, 1), repeat=len(strides))
+            sum(o * s for o, s in zip(off, strides[:-1], strict=True))
+            for off in itertools.product((-1, 0, 1), repeat=len(strides) - 1)
         ],
         dtype=torch.long,
         device=q.device,
     )
-    return _Cells(h, sorted_keys, order, query_keys, offsets, tuple(n_cells))
+    return _Cells(h, sorted_keys, order, query_keys, offsets)
 
 
 def _ranges(cells: _Cells, rows: Tensor, segs: _Segments) -> tuple[Tensor, Tensor]:
-    """Sorted-array ranges [start, start + count) of each row's 3^D neighbour cells."""
+    """Sorted-array ranges [start, start + count) covering each row's 3^D neighbour cells."""
     nk = cells.query_keys[rows, None] + cells.offsets[None, :]
-    start = torch.searchsorted(cells.sorted_keys, nk)
-    count = torch.searchsorted(cells.sorted_keys, nk, right=True) - start
+    start = torch.searchsorted(cells.sorted_keys, nk - 1)
+    count = torch.searchsorted(cells.sorted_keys, nk + 2) - start
     count = count.masked_fill((segs.query[rows] < 0)[:, None], 0)
     return start, count
 
@@ -185,15 +187,6 @@ def _too_dense(counts: Tensor, sizes: Tensor) -> bool:
     return float(counts.sum()) > _DENSE_FRACTION * float((sizes.clamp(min=0) + 1).sum())
 
 
-def _drop_excluded(
-    rows: Tensor, qi: Tensor, j: Tensor, exclude: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    if exclude is None:
-        return qi, j
-    keep = j != exclude[rows[qi]]
-    return qi[keep], j[keep]
-
-
 def _select_k(d: Tensor, j: Tensor, k: int, n: int) -> tuple[Tensor, Tensor]:
     """Per row, the k smallest (distance, index) pairs of a padded candidate matrix.
 
@@ -212,15 +205,15 @@ def _select_k(d: Tensor, j: Tensor, k: int, n: int) -> tuple[Tensor, Tensor]:
     kth = d.topk(kk, dim=1, largest=False, sorted=False).values.amax(dim=1, keepdim=True)
     chosen = d < kth
     tied = (d == kth) & (j < n)
-    need = kk - chosen.sum(dim=1)
-    over = tied.sum(dim=1) > need
+    need = kk - _reference.count_per_row(chosen)
+    over = _reference.count_per_row(tied) > need
     if bool(over.any()):  # ties at the k-th distance: keep the lowest indices
         tied_j = torch.where(tied[over], j[over], n)
         cut = tied_j.sort(dim=1).values.gather(1, (need[over] - 1).clamp(min=0)[:, None])
         tied[over] &= tied_j <= cut
     chosen |= tied
     r, c = chosen.nonzero(as_tuple=True)
-    rank = _reference._row_ranks(r, rows)
+    rank = _reference.row_ranks(r, rows)
     dist = d.new_full((rows, k), float("inf"))
     idx = torch.full((rows, k), n, dtype=torch.long, device=d.device)
     dist[r, rank] = d[r, c]
@@ -278,16 +271,22 @@ def knn_search(
         unresolved = []
         for a, b in _row_blocks(counts, max_pairs):
             rows = todo[a:b]
-            qi, j = _drop_excluded(rows, *_pairs(cells, rows, segs), exclude)
-            d = pairwise_distance(q[rows[qi]], x[j], norm)
+            qi, j = _pairs(cells, rows, segs)
             found = torch.bincount(qi, minlength=b - a)
-            col = _reference._row_ranks(qi, b - a)
-            width = max(int(found.max()) if found.numel() else 0, 1)
-            dense_d = d.new_full((b - a, width), float("inf"))
-            dense_j = torch.full((b - a, width), n, dtype=torch.long, device=d.device)
-            dense_d[qi, col] = d
-            dense_j[qi, col] = j
-            del qi, j, d, col
+            width = max(int(found.max()), 1)
+            dense_j = torch.full((b - a, width), n, dtype=torch.long, device=q.device)
+            dense_j[qi, _reference.row_ranks(qi, b - a)] = j
+            del qi, j
+            pad = dense_j == n
+            if exclude is not None:
+                own = dense_j == exclude[rows, None]
+                found = found - _reference.count_per_row(own)
+                pad |= own
+            near = x[dense_j.clamp(max=n - 1)]  # (rows, width, D)
+            dense_d = pairwise_distance(q[rows, None, :], near, norm)
+            del near
+            dense_d.masked_fill_(pad, float("inf"))
+            dense_j.masked_fill_(pad, n)
             best_d, best_j = _select_k(dense_d, dense_j, k, n)
             last = best_d[:, k - 1]
             done = (found == sizes[rows]) | ((found >= k) & (last < bound))
@@ -341,12 +340,14 @@ def radius_search(
     out_rows, out_cols = [empty], [empty]
     for a, b in _row_blocks(counts, max(memory_budget // _PAIR_BYTES, 1)):
         rows = rows_all[a:b]
-        qi, j = _drop_excluded(rows, *_pairs(cells, rows, segs), exclude)
+        qi, j = _pairs(cells, rows, segs)
         keep = pairwise_distance(q[rows[qi]], x[j], 2) < r2
+        if exclude is not None:
+            keep &= j != exclude[rows[qi]]
         key = torch.sort(rows[qi[keep]] * n + j[keep]).values
         row, col = key // n, key % n
         if max_num_neighbors is not None:
-            fits = _reference._row_ranks(row - int(rows[0]), m) < max_num_neighbors
+            fits = _reference.row_ranks(row - int(rows[0]), m) < max_num_neighbors
             row, col = row[fits], col[fits]
         out_rows.append(row)
         out_cols.append(col)

@@ -5,23 +5,34 @@ Both searches take queries q (M, D), points x (N, D) and, for every query i, a h
 point to leave out (the query itself for graphs without self-loops). lo and hi must be
 non-decreasing in i, which holds for sorted PyG batch vectors and padded point clouds.
 
-Query rows are processed in blocks whose (rows x candidate columns) distance matrix stays within
-a memory budget, so no N x N matrix is ever built. Distances are accumulated coordinate by
-coordinate, in order, with one rounding per operation; the Triton kernels use the same order
-(with FMA contraction off), so both backends return the same neighbours.
+Distances are defined by `pairwise_distance`: accumulated coordinate by coordinate, in order,
+one rounding per operation. The Triton kernels use the same order (with FMA contraction off),
+so both backends return the same neighbours, ties going to the lower index.
+
+Query rows are processed in blocks whose (rows x candidate columns) matrix stays within a memory
+budget, so no N x N matrix is ever built. For squared Euclidean distances a block is first
+screened with one matrix product, |x_j|^2 - 2 q_i.x_j on coordinates centred in the block; a
+bound on that expansion's rounding error (see `_screen_tolerance`) keeps every pair that could
+be a neighbour, and the few survivors are then measured exactly. L1 distances are measured
+exactly on the whole block.
 """
 
 from __future__ import annotations
+
+import bisect
 
 import numpy as np
 import torch
 from torch import Tensor
 
-# Working bytes per entry of a block's (rows x columns) matrix, beyond the distances themselves:
-# one temporary per coordinate difference, the validity and selection masks, and comparison
-# temporaries. Used only to size blocks against the caller's memory budget.
-_KNN_MASK_BYTES = 6
-_RADIUS_MASK_BYTES = 4
+# Working bytes per entry of a block's (rows x columns) matrix beyond one value of the dtype:
+# validity and selection masks and comparison temporaries. Sizes blocks against the budget.
+_MASK_BYTES = 4
+# Bytes per surviving (row, column) pair: two int64 indices, gathered coordinates, distance and
+# sort temporaries. Survivors are extracted in row groups of at most budget / _PAIR_BYTES.
+_PAIR_BYTES = 96
+# Multiple of (D + 2) unit roundoffs in the screening tolerance; the analysis needs 2D + 3.
+_SCREEN_SLACK = 4
 
 
 def pairwise_distance(a: Tensor, b: Tensor, norm: int = 2) -> Tensor:
@@ -102,11 +113,118 @@ def _block_invalid(
     return invalid
 
 
-def _row_ranks(rows: Tensor, n_rows: int) -> Tensor:
+def row_ranks(rows: Tensor, n_rows: int) -> Tensor:
     """Position of each entry within its row, for `rows` sorted ascending."""
     counts = torch.bincount(rows, minlength=n_rows)
     starts = torch.cumsum(counts, 0) - counts
     return torch.arange(rows.shape[0], device=rows.device) - starts[rows]
+
+
+def _ieee_products(t: Tensor) -> bool:
+    """Whether float32 matrix products on `t`'s device are plain IEEE float32 (no TF32/bf16)."""
+    try:
+        matmul = getattr(
+            torch.backends.cuda if t.is_cuda else torch.backends.mkldnn, "matmul", None
+        )
+        setting = getattr(matmul, "fp32_precision", "none")  # the newer per-backend API
+        if setting != "none":
+            return setting == "ieee"
+        if torch.get_float32_matmul_precision() != "highest":
+            return False
+        return not (t.is_cuda and torch.backends.cuda.matmul.allow_tf32)
+    except RuntimeError:  # torch refuses to read mixed legacy / new settings: assume the worst
+        return False
+
+
+def _unit_roundoff(t: Tensor) -> float:
+    """Unit roundoff of the matrix products torch will run for `t`'s dtype and device."""
+    if t.dtype == torch.float64:
+        return 2.0**-53
+    # With TF32 or bfloat16 products allowed, assume bfloat16's 8-bit mantissa.
+    return 2.0**-24 if _ieee_products(t) else 2.0**-8
+
+
+def _screen_tolerance(qc: Tensor, xc: Tensor, extra: Tensor | float = 0.0) -> Tensor:
+    """Per-row bound on |screen_ij + |qc_i|^2 - dist_ij|, with dist from `pairwise_distance`.
+
+    With a = qc_i and b = xc_j (centred in floating point), the screen value
+    |b|^2 - 2 a.b errs by at most (D + 1) u (|a| + |b|)^2, centring moves the squared distance
+    by at most 2 u (|a| + |b|)^2, and `pairwise_distance` errs by D u (|a| + |b|)^2: in all
+    (2D + 3) u (|a| + |b|)^2 to first order. We use 4 (D + 2) u (|a| + max_j |b|)^2 (+ `extra`
+    for the rounding of thresholds), generous enough for any summation order or FMA.
+    """
+    u = _unit_roundoff(qc)
+    span = qc.norm(dim=1) + (xc.norm(dim=1).amax() if xc.shape[0] > 0 else 0.0)
+    return _SCREEN_SLACK * (qc.shape[1] + 2) * u * (span * span + extra)
+
+
+def _screen(qb: Tensor, xb: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(rows, cols) values |xc_j|^2 - 2 qc_i.xc_j, with qc, xc centred on xb's mean."""
+    center = xb.mean(dim=0)
+    qc, xc = qb - center, xb - center
+    screen = torch.addmm((xc * xc).sum(dim=1)[None, :], qc, xc.T, beta=1.0, alpha=-2.0)
+    return screen, qc, xc
+
+
+def count_per_row(mask: Tensor) -> Tensor:
+    """(rows,) long number of True entries per row of a (rows, cols) bool mask.
+
+    Summing the mask as uint8 into int32 is several times faster than `mask.sum(dim=1)`.
+    """
+    return mask.view(torch.uint8).sum(dim=1, dtype=torch.int32).long()
+
+
+def _row_groups(keep: Tensor, max_pairs: int) -> list[tuple[int, int]]:
+    """Consecutive row groups of `keep` (rows, cols) with at most max_pairs True entries each."""
+    if int(keep.count_nonzero()) <= max_pairs:
+        return [(0, keep.shape[0])]
+    ends = torch.cumsum(count_per_row(keep), 0).tolist()
+    groups, a, base = [], 0, 0
+    while a < len(ends):
+        b = max(bisect.bisect_right(ends, base + max_pairs, lo=a), a + 1)
+        groups.append((a, b))
+        base = ends[b - 1]
+        a = b
+    return groups
+
+
+def _take_k(rows: Tensor, cols: Tensor, d: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Keep each row's k smallest (distance, column) pairs; return them with their ranks."""
+    order = torch.argsort(cols, stable=True)
+    rows, cols, d = rows[order], cols[order], d[order]
+    order = torch.argsort(d, stable=True)
+    rows, cols, d = rows[order], cols[order], d[order]
+    order = torch.argsort(rows, stable=True)
+    rows, cols, d = rows[order], cols[order], d[order]
+    rank = row_ranks(rows, int(rows.max()) + 1 if rows.numel() else 0)
+    keep = rank < k
+    return rows[keep], cols[keep], d[keep], rank[keep]
+
+
+def _knn_survivors(
+    qb: Tensor, xb: Tensor, invalid: Tensor | None, k: int, norm: int
+) -> tuple[Tensor, Tensor | None]:
+    """(rows, cols) mask holding every candidate that may be among a row's k nearest.
+
+    Returns the mask and, for L1, the exact distances of the block (None for L2, whose
+    survivors are measured afterwards).
+    """
+    exact = norm != 2
+    if exact:
+        values = pairwise_distance(qb[:, None, :], xb[None, :, :], norm)
+    else:
+        values, qc, xc = _screen(qb, xb)
+    if invalid is not None:
+        values.masked_fill_(invalid, float("inf"))
+    kk = min(k, xb.shape[0])
+    kth = values.topk(kk, dim=1, largest=False, sorted=False).values.amax(dim=1)
+    if not exact:
+        # every true neighbour j has screen_j <= kth + 2 tol (see _screen_tolerance)
+        kth = kth + 2 * _screen_tolerance(qc, xc)
+    keep = values <= kth[:, None]
+    if invalid is not None:
+        keep &= ~invalid
+    return keep, values if exact else None
 
 
 @torch.no_grad()
@@ -142,39 +260,23 @@ def knn_search(
     idx = torch.full((m, k), -1, dtype=torch.long, device=q.device)
     if m == 0 or x.shape[0] == 0:
         return dist, idx
-    per_entry = 2 * q.element_size() + _KNN_MASK_BYTES
+    per_entry = (2 if norm != 2 else 1) * q.element_size() + _MASK_BYTES
+    max_pairs = max(memory_budget // _PAIR_BYTES, 1)
     for a, b, c0, c1 in plan_blocks(lo, hi, max(memory_budget // per_entry, 1)):
         if c1 <= c0:
             continue
-        d = pairwise_distance(q[a:b, None, :], x[None, c0:c1, :], norm)
-        invalid = _block_invalid(
-            lo[a:b], hi[a:b], None if exclude is None else exclude[a:b], c0, c1
-        )
-        if invalid is not None:
-            d.masked_fill_(invalid, float("inf"))
-        kk = min(k, c1 - c0)
-        kth = d.topk(kk, dim=1, largest=False, sorted=False).values.amax(dim=1, keepdim=True)
-        # The chosen set: everything strictly closer than the kk-th distance, plus the
-        # lowest-indexed entries tied with it, so ties are broken by index exactly.
-        chosen = d < kth
-        tied = d == kth
-        if invalid is not None:
-            tied &= ~invalid
-        need = kk - chosen.sum(dim=1)
-        over = tied.sum(dim=1) > need
-        if bool(over.any()):
-            sub = tied[over]
-            tied[over] = sub & (sub.cumsum(dim=1) <= need[over, None])
-        chosen |= tied
-        rows, cols = chosen.nonzero(as_tuple=True)  # sorted by (row, col)
-        vals = d[rows, cols]
-        order = torch.argsort(vals, stable=True)
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        order = torch.argsort(rows, stable=True)
-        rows, cols, vals = rows[order], cols[order], vals[order]
-        rank = _row_ranks(rows, b - a)
-        dist[a + rows, rank] = vals
-        idx[a + rows, rank] = cols + c0
+        ex = None if exclude is None else exclude[a:b]
+        invalid = _block_invalid(lo[a:b], hi[a:b], ex, c0, c1)
+        keep, exact = _knn_survivors(q[a:b], x[c0:c1], invalid, k, norm)
+        for g0, g1 in _row_groups(keep, max_pairs):
+            rows, cols = keep[g0:g1].nonzero(as_tuple=True)
+            if exact is not None:
+                d = exact[g0 + rows, cols]
+            else:
+                d = pairwise_distance(q[a + g0 + rows], x[c0 + cols], norm)
+            rows, cols, d, rank = _take_k(rows, cols, d, k)
+            dist[a + g0 + rows, rank] = d
+            idx[a + g0 + rows, rank] = cols + c0
     return dist, idx
 
 
@@ -209,25 +311,28 @@ def radius_search(
     empty = torch.empty(0, dtype=torch.long, device=q.device)
     if q.shape[0] == 0 or x.shape[0] == 0:
         return empty, empty.clone()
-    per_entry = 2 * q.element_size() + _RADIUS_MASK_BYTES
+    per_entry = q.element_size() + _MASK_BYTES
+    max_pairs = max(memory_budget // _PAIR_BYTES, 1)
     out_rows, out_cols = [empty], [empty]
     for a, b, c0, c1 in plan_blocks(lo, hi, max(memory_budget // per_entry, 1)):
         if c1 <= c0:
             continue
-        d = pairwise_distance(q[a:b, None, :], x[None, c0:c1, :], 2)
-        within = d < r2
-        del d
-        invalid = _block_invalid(
-            lo[a:b], hi[a:b], None if exclude is None else exclude[a:b], c0, c1
-        )
+        screen, qc, xc = _screen(q[a:b], x[c0:c1])
+        # keep pairs whose screened squared distance may be below r2 (see _screen_tolerance)
+        limit = r2 - (qc * qc).sum(dim=1) + _screen_tolerance(qc, xc, r2)
+        keep = screen < limit[:, None]
+        del screen
+        ex = None if exclude is None else exclude[a:b]
+        invalid = _block_invalid(lo[a:b], hi[a:b], ex, c0, c1)
         if invalid is not None:
-            within &= ~invalid
-        if max_num_neighbors is not None:
-            over = within.sum(dim=1) > max_num_neighbors
-            if bool(over.any()):
-                sub = within[over]
-                within[over] = sub & (sub.cumsum(dim=1) <= max_num_neighbors)
-        rows, cols = within.nonzero(as_tuple=True)
-        out_rows.append(rows + a)
-        out_cols.append(cols + c0)
+            keep &= ~invalid
+        for g0, g1 in _row_groups(keep, max_pairs):
+            rows, cols = keep[g0:g1].nonzero(as_tuple=True)  # sorted by (row, col)
+            hit = pairwise_distance(q[a + g0 + rows], x[c0 + cols], 2) < r2
+            rows, cols = rows[hit], cols[hit]
+            if max_num_neighbors is not None:
+                fits = row_ranks(rows, g1 - g0) < max_num_neighbors
+                rows, cols = rows[fits], cols[fits]
+            out_rows.append(rows + a + g0)
+            out_cols.append(cols + c0)
     return torch.cat(out_rows), torch.cat(out_cols)

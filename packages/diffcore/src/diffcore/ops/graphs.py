@@ -95,13 +95,14 @@ def knn_graph(
     n = x.shape[0]
     batch = check_batch(batch, n, x.device)
     budget = _dispatch.check_memory_budget(memory_budget)
+    chosen = _dispatch.choose_backend(backend, x.device, k=k)
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     lo, hi = _graph_ranges(batch, n, x.device)
     exclude = None if loop else torch.arange(n, device=x.device)
     points = x.detach()
     _, idx = _dispatch.knn_search(
-        points, points, lo, hi, k, exclude=exclude, norm=2, backend=backend, memory_budget=budget
+        points, points, lo, hi, k, exclude=exclude, norm=2, backend=chosen, memory_budget=budget
     )
     found = idx >= 0
     target = torch.arange(n, device=x.device)[:, None].expand(n, k)
@@ -152,6 +153,7 @@ def radius_graph(
     n = x.shape[0]
     batch = check_batch(batch, n, x.device)
     budget = _dispatch.check_memory_budget(memory_budget)
+    chosen = _dispatch.choose_backend(backend, x.device)
     if n == 0:
         return torch.empty(2, 0, dtype=torch.long, device=x.device)
     lo, hi = _graph_ranges(batch, n, x.device)
@@ -159,6 +161,6 @@ def radius_graph(
     r2 = torch.tensor(r * r, dtype=x.dtype, device=x.device)
     points = x.detach()
     target, source = _dispatch.radius_search(
-        points, points, lo, hi, r2, cap, exclude=exclude, backend=backend, memory_budget=budget
+        points, points, lo, hi, r2, cap, exclude=exclude, backend=chosen, memory_budget=budget
     )
     return _edges(source, target, flow)

@@ -113,6 +113,7 @@ def knn_points(
     norm = _check_norm(norm)
     del return_sorted  # always sorted
     budget = _dispatch.check_memory_budget(memory_budget)
+    chosen = _dispatch.choose_backend(backend, p1.device, k=K)
     b, n1, d = p1.shape
     n2 = p2.shape[1]
     lengths1 = check_lengths(lengths1, "lengths1", b, n1, p1.device)
@@ -135,7 +136,7 @@ def knn_points(
         K,
         exclude=None,
         norm=norm,
-        backend=backend,
+        backend=chosen,
         memory_budget=budget,
     )
     found = flat_idx >= 0

@@ -1,5 +1,8 @@
-"""Forward processes. A tuple or dict of processes matching a tuple/dict state is a product
-process: each leaf diffuses under its own process with one shared time."""
+"""Forward processes and their constraints.
+
+Forward processes. A tuple or dict of processes matching a tuple/dict state is a product
+process: each leaf diffuses under its own process with one shared time.
+"""
 
 from .base import Process
 from .constraints import Constraint, NodeMask, SymmetricAdjacency, ZeroCenterOfMass

@@ -57,6 +57,7 @@ class Process(ABC):
         Args:
             x0: (B, *S) clean data.
             t: () or (B,) times.
+            generator: source of the noise.
 
         Returns:
             (x_t, noise): the sample and the noise it was built from, both (B, *S).

@@ -38,20 +38,20 @@ class GaussianProcess(Process):
     variance_preserving: ClassVar[bool] = False
 
     def alpha(self, t: Tensor) -> Tensor:
-        """Signal scale alpha(t), elementwise on ``t``."""
+        """The signal scale, elementwise on ``t``."""
         raise NotImplementedError
 
     def sigma(self, t: Tensor) -> Tensor:
-        """Noise scale sigma(t), elementwise on ``t``."""
+        """The noise scale, elementwise on ``t``."""
         raise NotImplementedError
 
     # ---- derived quantities -------------------------------------------------------------
     def d_alpha(self, t: Tensor) -> Tensor:
-        """d alpha / dt (autograd unless overridden)."""
+        """D alpha / dt (autograd unless overridden)."""
         return _derivative(self.alpha, t)
 
     def d_sigma(self, t: Tensor) -> Tensor:
-        """d sigma / dt (autograd unless overridden)."""
+        """D sigma / dt (autograd unless overridden)."""
         return _derivative(self.sigma, t)
 
     def lambda_(self, t: Tensor) -> Tensor:
@@ -60,7 +60,7 @@ class GaussianProcess(Process):
         return torch.log(self.alpha(t)) - torch.log(self.sigma(t))
 
     def log_snr(self, t: Tensor) -> Tensor:
-        """log(alpha^2 / sigma^2) = 2 lambda(t)."""
+        """The log signal-to-noise ratio log(alpha^2 / sigma^2) = 2 lambda(t)."""
         return 2 * self.lambda_(t)
 
     def t_from_lambda(self, lam: Tensor) -> Tensor:
@@ -76,7 +76,7 @@ class GaussianProcess(Process):
         return 0.5 * (lo + hi)
 
     def f(self, t: Tensor) -> Tensor:
-        """SDE drift coefficient f(t) = alpha'(t) / alpha(t)."""
+        """The SDE drift coefficient alpha'(t) / alpha(t)."""
         t = _as_float_tensor(t)
         return self.d_alpha(t) / self.alpha(t)
 
@@ -118,7 +118,7 @@ class GaussianProcess(Process):
         return self.prior_std() * self.noise_like(like, generator=generator)
 
     def prior_log_prob(self, x: Tensor) -> Tensor:
-        """log N(x; 0, prior_std^2 I) summed over all but the batch dim: (B, *S) -> (B,)."""
+        """Log N(x; 0, prior_std^2 I) summed over all but the batch dim: (B, *S) -> (B,)."""
         s = self.prior_std()
         d = x[0].numel()
         sq = x.flatten(1).pow(2).sum(1)
@@ -144,11 +144,11 @@ class _VPBase(GaussianProcess):
     variance_preserving: ClassVar[bool] = True
 
     def log_alpha(self, t: Tensor) -> Tensor:
-        """log alpha(t)."""
+        """Log alpha(t)."""
         raise NotImplementedError
 
     def d_log_alpha(self, t: Tensor) -> Tensor:
-        """d log alpha / dt."""
+        """D log alpha / dt."""
         return _derivative(self.log_alpha, t)
 
     def alpha(self, t):  # noqa: D102
@@ -349,8 +349,11 @@ def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
 
 @dataclass(frozen=True, kw_only=True)
 class SubVP(GaussianProcess):
-    """sub-VP SDE (Song et al. 2021, arXiv:2011.13456, eq. 12): alpha as linear VP,
-    ``sigma = 1 - alpha^2``; its variance stays below VP's."""
+    """The sub-VP SDE.
+
+    sub-VP SDE (Song et al. 2021, arXiv:2011.13456, eq. 12): alpha as linear VP,
+    ``sigma = 1 - alpha^2``; its variance stays below VP's.
+    """
 
     beta_min: float = 0.1
     beta_max: float = 20.0
@@ -384,8 +387,11 @@ class SubVP(GaussianProcess):
 # ---- variance exploding and EDM ---------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class VE(GaussianProcess):
-    """VE-SDE (Song et al. 2021, arXiv:2011.13456, eq. 9): alpha = 1,
-    ``sigma(t) = sigma_min (sigma_max / sigma_min)^t`` for t in [0, 1]."""
+    """The variance-exploding SDE.
+
+    VE-SDE (Song et al. 2021, arXiv:2011.13456, eq. 9): alpha = 1,
+    ``sigma(t) = sigma_min (sigma_max / sigma_min)^t`` for t in [0, 1].
+    """
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
@@ -454,8 +460,11 @@ class EDM(GaussianProcess):
 
 @dataclass(frozen=True, kw_only=True)
 class RectifiedFlow(GaussianProcess):
-    """Linear interpolant / rectified flow (Liu et al. 2022, arXiv:2209.03003; Lipman et al.
-    2022): ``x_t = (1 - t) x_0 + t eps`` for t in [0, 1], velocity ``eps - x_0``."""
+    """Rectified flow: the linear interpolant to Gaussian noise.
+
+    Linear interpolant / rectified flow (Liu et al. 2022, arXiv:2209.03003; Lipman et al.
+    2022): ``x_t = (1 - t) x_0 + t eps`` for t in [0, 1], velocity ``eps - x_0``.
+    """
 
     @property
     def t_min(self) -> float:  # noqa: D102

@@ -39,15 +39,15 @@ class StochasticInterpolant(Process):
         return 1.0
 
     def a(self, t: Tensor) -> Tensor:
-        """Coefficient of x_0 (a(0) = 1, a(1) = 0)."""
+        """The coefficient of x_0 (1 at t = 0, 0 at t = 1)."""
         raise NotImplementedError
 
     def b(self, t: Tensor) -> Tensor:
-        """Coefficient of x_1 (b(0) = 0, b(1) = 1)."""
+        """The coefficient of x_1 (0 at t = 0, 1 at t = 1)."""
         raise NotImplementedError
 
     def gamma(self, t: Tensor) -> Tensor:
-        """Coefficient of the latent noise z (gamma(0) = gamma(1) = 0)."""
+        """The coefficient of the latent noise z (0 at both ends)."""
         return torch.zeros_like(t)
 
     def d_a(self, t: Tensor) -> Tensor:  # noqa: D102
@@ -93,8 +93,11 @@ class StochasticInterpolant(Process):
 
 @dataclass(frozen=True, kw_only=True)
 class LinearInterpolant(StochasticInterpolant):
-    """``x_t = (1 - t) x_0 + t x_1 + sqrt(2 eps t (1 - t)) z`` (eps = 0: rectified flow
-    between two arbitrary densities). Albergo et al. 2023, eq. 2.10 family."""
+    """Linear interpolant between two densities, optionally noisy.
+
+    ``x_t = (1 - t) x_0 + t x_1 + sqrt(2 eps t (1 - t)) z`` (eps = 0: rectified flow
+    between two arbitrary densities). Albergo et al. 2023, eq. 2.10 family.
+    """
 
     eps: float = 0.0
 

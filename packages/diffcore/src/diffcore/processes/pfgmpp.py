@@ -41,8 +41,12 @@ class PFGMPP(EDM):
         g2 = _gamma(self.D / 2.0, b, generator, like.device)
         u = g1 / (g1 + g2)
         radius = r * torch.sqrt(u / (1 - u))
-        direction = torch.randn(like.shape, generator=generator, dtype=torch.float64, device=like.device)
-        direction = direction / direction.flatten(1).norm(dim=1).reshape((-1,) + (1,) * (like.ndim - 1))
+        direction = torch.randn(
+            like.shape, generator=generator, dtype=torch.float64, device=like.device
+        )
+        direction = direction / direction.flatten(1).norm(dim=1).reshape(
+            (-1,) + (1,) * (like.ndim - 1)
+        )
         noise = expand_like(radius, direction) * direction
         return self.project(noise.to(like.dtype))
 

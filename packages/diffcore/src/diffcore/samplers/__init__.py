@@ -14,6 +14,7 @@ from .grids import append_zero, given, karras, quadratic_t, uniform_lambda, unif
 from .loop import SampleOutput, sample
 from .ode import RK4, DormandPrince, Euler, Heun, Midpoint, RFSolver
 from .sde import (
+    S4,
     DDPMAncestral,
     EulerMaruyama,
     Langevin,
@@ -37,6 +38,7 @@ __all__ = [
     "Midpoint",
     "PredictorCorrector",
     "RFSolver",
+    "S4",
     "ReverseDiffusion",
     "SDEDPMSolverPP2M",
     "SampleOutput",

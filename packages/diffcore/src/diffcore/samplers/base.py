@@ -19,8 +19,11 @@ from ..tree import Tree, expand_like, tree_map
 
 @dataclass(frozen=True)
 class StepRule:
-    """Base class of step rules. ``order`` is the rule's global convergence order (ODE rules) or
-    weak order (SDE rules); ``stochastic`` says whether it draws noise."""
+    """Base class of step rules.
+
+    Base class of step rules. ``order`` is the rule's global convergence order (ODE rules) or
+    weak order (SDE rules); ``stochastic`` says whether it draws noise.
+    """
 
     order: ClassVar[int] = 1
     stochastic: ClassVar[bool] = False
@@ -62,5 +65,5 @@ def noise_like(x: Tree, process: Any, generator: torch.Generator | None) -> Tree
 
 
 def safe_div(a: Tensor, b: Tensor) -> Tensor:
-    """a / b with 0 where b == 0 (the limit used by final steps to sigma = 0)."""
+    """A / b with 0 where b == 0 (the limit used by final steps to sigma = 0)."""
     return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))

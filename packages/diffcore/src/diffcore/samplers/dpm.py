@@ -1,4 +1,6 @@
-"""Exponential-integrator step rules in half log-SNR lambda: DDIM, DPM-Solver, DPM-Solver++,
+"""Exponential-integrator step rules in half log-SNR lambda.
+
+Exponential-integrator step rules in half log-SNR lambda: DDIM, DPM-Solver, DPM-Solver++,
 SDE-DPM-Solver++ and UniPC.
 
 These rules solve the semi-linear probability-flow ODE exactly in its linear part, so they work
@@ -72,7 +74,9 @@ class DDIM(StepRule):
 
 @dataclass(frozen=True)
 class DPMSolver(StepRule):
-    """Singlestep DPM-Solver-1/2/3 in noise-prediction form (Lu et al. 2022, arXiv:2206.00927,
+    """Singlestep DPM-Solver-1/2/3 in noise-prediction form.
+
+    Singlestep DPM-Solver-1/2/3 in noise-prediction form (Lu et al. 2022, arXiv:2206.00927,
     eq. 3.7 for order 1, Algorithms 1-2 with r1 = 1/2 and r1, r2 = 1/3, 2/3).
 
     NFE per step equals ``solver_order``. Intermediate times are placed in lambda of the first
@@ -154,8 +158,11 @@ def _eps_step(xi: Tensor, ei: Tensor, p, t0: Tensor, t1: Tensor) -> Tensor:
 
 @dataclass(frozen=True)
 class DPMSolverPP2S(StepRule):
-    """Singlestep DPM-Solver++(2S) (Lu et al. 2022b, arXiv:2211.01095, Algorithm 1, r = 1/2);
-    two NFE per step."""
+    """Singlestep DPM-Solver++(2S).
+
+    Singlestep DPM-Solver++(2S) (Lu et al. 2022b, arXiv:2211.01095, Algorithm 1, r = 1/2);
+    two NFE per step.
+    """
 
     order: ClassVar[int] = 2
 
@@ -199,8 +206,11 @@ class _History:
 
 
 def _usable_order(process: Any, x: Tree, hist: _History, wanted: int, t1: Tensor) -> int:
-    """Lower the multistep order at warm-up, at a final step to sigma = 0, and wherever an
-    earlier lambda is infinite (a start at alpha = 0, e.g. rectified flow at t = 1)."""
+    """The multistep order usable at this step.
+
+    Lower the multistep order at warm-up, at a final step to sigma = 0, and wherever an
+    earlier lambda is infinite (a start at alpha = 0, e.g. rectified flow at t = 1).
+    """
     if _final(process, x, t1):
         return 1
     order = min(wanted, len(hist.times))
@@ -234,7 +244,9 @@ class DPMSolverPP2M(StepRule):
 
 @dataclass(frozen=True)
 class DPMSolverPP3M(StepRule):
-    """DPM-Solver++(3M): third-order multistep data-prediction solver (Lu et al. 2022b,
+    """DPM-Solver++(3M), third-order multistep.
+
+    DPM-Solver++(3M): third-order multistep data-prediction solver (Lu et al. 2022b,
     arXiv:2211.01095, sec. 3.3/appendix, the third-order multistep update); one NFE per step.
 
     The first two steps have lower order (warm-up, as in the reference implementation). Their
@@ -301,9 +313,12 @@ def _multistep_low(process, x, hist: _History, order: int, t0: Tensor, t1: Tenso
 
 @dataclass(frozen=True)
 class SDEDPMSolverPP2M(StepRule):
-    """SDE-DPM-Solver++(2M) (Lu et al. 2022b, arXiv:2211.01095, appendix; the "midpoint"
+    """SDE-DPM-Solver++(2M).
+
+    SDE-DPM-Solver++(2M) (Lu et al. 2022b, arXiv:2211.01095, appendix; the "midpoint"
     second-order variant): ``x1 = sigma1/sigma0 e^{-h} x + alpha1 (1 - e^{-2h}) D
-    + sigma1 sqrt(1 - e^{-2h}) z``."""
+    + sigma1 sqrt(1 - e^{-2h}) z``.
+    """
 
     order: ClassVar[int] = 1  # strong order; the data term is second order
     stochastic: ClassVar[bool] = True
@@ -338,7 +353,9 @@ class SDEDPMSolverPP2M(StepRule):
 
 @dataclass(frozen=True)
 class UniPC(StepRule):
-    """UniPC (Zhao et al. 2023, arXiv:2302.04867): the UniP-p multistep predictor with the UniC
+    """UniPC: unified predictor-corrector.
+
+    UniPC (Zhao et al. 2023, arXiv:2302.04867): the UniP-p multistep predictor with the UniC
     corrector, data-prediction form, ``B(h) = expm1(-h)`` ("bh2") or ``-h`` ("bh1").
 
     The corrector reuses the network evaluation of the next step, so the cost stays one NFE per
@@ -357,8 +374,11 @@ class UniPC(StepRule):
 
     @property
     def order(self) -> int:  # type: ignore[override]
-        """Predictor order + 1 with the corrector, capped at 3: the first step (UniP-1 with
-        UniC-1) has a local error O(h^3), which bounds the global order by 3."""
+        """Convergence order of the configured solver.
+
+        Predictor order + 1 with the corrector, capped at 3: the first step (UniP-1 with
+        UniC-1) has a local error O(h^3), which bounds the global order by 3.
+        """
         return min(self.solver_order + (1 if self.corrector else 0), 3)
 
     def __str__(self) -> str:
@@ -439,4 +459,3 @@ class UniPC(StepRule):
             return out - coef(p.alpha(t1) * b_h, xi) * corr
 
         return tree_map(leaf, x_prev, m_t, m0_tree, *prev_x0s, process)
-

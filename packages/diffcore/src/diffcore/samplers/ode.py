@@ -64,8 +64,11 @@ class Euler(StepRule):
 
 @dataclass(frozen=True)
 class Heun(StepRule):
-    """Heun's method (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 with S_churn = 0),
-    order 2; Euler on a final step to sigma = 0."""
+    """Heun's second-order method.
+
+    Heun's method (Karras et al. 2022, arXiv:2206.00364, Algorithm 1 with S_churn = 0),
+    order 2; Euler on a final step to sigma = 0.
+    """
 
     order: ClassVar[int] = 2
 
@@ -176,7 +179,7 @@ class DormandPrince(StepRule):
             if t <= end:
                 break
             h = max(h, end - t)
-            ks = []
+            ks: list[Tree] = []
             for i in range(7):
                 xi = x
                 if i:
