@@ -42,7 +42,7 @@ NFES = (5, 6, 8, 10, 15, 20)
 D, K, BATCH = 8, 4, 512
 T_END = 1e-3  # lambda grids stop here; the last step goes to sigma = 0
 
-torch.set_default_dtype(torch.float64)
+F64 = torch.float64
 PROCESS = DiscreteVP.linear(1000, 1e-4, 2e-2)
 
 
@@ -92,6 +92,7 @@ def our_candidates(nfe: int):
             append_zero(quadratic_t(PROCESS, nfe - 1, t_end=T_END)),
         )
         yield f"ours {name} karras", rule, append_zero(karras(PROCESS, nfe - 1, t_end=T_END))
+        yield f"ours {name} uniform-t", rule, uniform_t(PROCESS, nfe)
     yield "ours DDIM uniform-t", DDIM(), uniform_t(PROCESS, nfe)
 
 
@@ -144,9 +145,14 @@ def kdiffusion_runs(nfe: int, z: torch.Tensor):
         x_vp = x / torch.sqrt(1 + sigma**2)[:, None]
         return x - sigma[:, None] * eps_at(x_vp, t)
 
-    s_min = float(PROCESS.sigma(torch.tensor(T_END)) / PROCESS.alpha(torch.tensor(T_END)))
-    s_max = float(PROCESS.sigma(torch.tensor(1.0)) / PROCESS.alpha(torch.tensor(1.0)))
-    x_start = z / float(PROCESS.alpha(torch.tensor(1.0)))  # same start x_vp = z
+    s_min = float(
+        PROCESS.sigma(torch.tensor(T_END, dtype=F64))
+        / PROCESS.alpha(torch.tensor(T_END, dtype=F64))
+    )
+    s_max = float(
+        PROCESS.sigma(torch.tensor(1.0, dtype=F64)) / PROCESS.alpha(torch.tensor(1.0, dtype=F64))
+    )
+    x_start = z / float(PROCESS.alpha(torch.tensor(1.0, dtype=F64)))  # same start x_vp = z
     runs = {
         "k-diff euler": (ks.sample_euler, nfe),
         "k-diff heun": (ks.sample_heun, (nfe + 1) // 2),
@@ -174,8 +180,8 @@ def step_overhead(repeats: int = 200) -> dict[str, float]:
     """Microseconds per update with the network removed (a constant eps)."""
     import diffusers
 
-    x = torch.randn(BATCH, D)
-    eps = torch.randn(BATCH, D)
+    x = torch.randn(BATCH, D, dtype=F64)
+    eps = torch.randn(BATCH, D, dtype=F64)
     sched = diffusers.DPMSolverMultistepScheduler(
         num_train_timesteps=1000,
         beta_start=1e-4,
@@ -198,7 +204,7 @@ def step_overhead(repeats: int = 200) -> dict[str, float]:
 
 
 def main() -> None:
-    z = torch.randn(BATCH, D, generator=torch.Generator().manual_seed(1))
+    z = torch.randn(BATCH, D, generator=torch.Generator().manual_seed(1), dtype=F64)
     ref_grid = append_zero(uniform_lambda(PROCESS, 2000, t_end=1e-4))
     ref, _ = ours(DPMSolverPP3M(), ref_grid, z)
     ref_half, _ = ours(DPMSolverPP3M(), append_zero(uniform_lambda(PROCESS, 1000, t_end=1e-4)), z)

@@ -278,6 +278,10 @@ class DiscreteVP(_VPBase):
         if not bool(((ac > 0) & (ac < 1)).all()) or not bool((ac[1:] < ac[:-1]).all()):
             raise ValueError("`alphas_cumprod` must be strictly decreasing inside (0, 1)")
         object.__setattr__(self, "alphas_cumprod", ac)
+        n = len(ac)
+        ts = torch.arange(0, n + 1, dtype=torch.float64) / n
+        la = torch.cat([torch.zeros(1, dtype=torch.float64), 0.5 * torch.log(ac)])
+        object.__setattr__(self, "_knot_cache", {(ts.device, ts.dtype): (ts, la)})
 
     @classmethod
     def linear(cls, n: int = 1000, beta_start: float = 1e-4, beta_end: float = 2e-2) -> DiscreteVP:
@@ -307,10 +311,13 @@ class DiscreteVP(_VPBase):
         return 1.0
 
     def _knots(self, like: Tensor) -> tuple[Tensor, Tensor]:
-        n = self.n_steps
-        ts = torch.arange(0, n + 1, dtype=torch.float64) / n
-        la = torch.cat([torch.zeros(1, dtype=torch.float64), 0.5 * torch.log(self.alphas_cumprod)])
-        return ts.to(like.device, like.dtype), la.to(like.device, like.dtype)
+        """Knot times and log alpha (N + 1,), cached per device and dtype."""
+        cache = self._knot_cache  # type: ignore[attr-defined]
+        key = (like.device, like.dtype)
+        if key not in cache:
+            ts, la = cache[(torch.device("cpu"), torch.float64)]
+            cache[key] = (ts.to(like.device, like.dtype), la.to(like.device, like.dtype))
+        return cache[key]
 
     def log_alpha(self, t):  # noqa: D102
         t = _as_float_tensor(t)
