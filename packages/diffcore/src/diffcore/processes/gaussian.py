@@ -136,6 +136,25 @@ def _derivative(fn, t: Tensor) -> Tensor:
     return d
 
 
+class _UnitTime:
+    """Mixin: time runs over [0, 1]."""
+
+    @property
+    def t_min(self) -> float:
+        """Data end."""
+        return 0.0
+
+    @property
+    def t_max(self) -> float:
+        """Prior end."""
+        return 1.0
+
+
+def _linear_vp_log_alpha(t: Tensor, beta_min: float, beta_max: float) -> Tensor:
+    """Log alpha of the VP-SDE with linear beta: -(t^2 (b1 - b0) / 4 + t b0 / 2)."""
+    return -0.25 * t**2 * (beta_max - beta_min) - 0.5 * t * beta_min
+
+
 # ---- variance preserving ----------------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
 class _VPBase(GaussianProcess):
@@ -187,7 +206,7 @@ class _VPBase(GaussianProcess):
 
 
 @dataclass(frozen=True, kw_only=True)
-class LinearVP(_VPBase):
+class LinearVP(_UnitTime, _VPBase):
     """VP-SDE with linear beta(t) = beta_min + t (beta_max - beta_min), t in [t_eps, 1].
 
     Song et al. 2021 (arXiv:2011.13456), eq. 11; defaults from their Table/appendix C
@@ -198,17 +217,8 @@ class LinearVP(_VPBase):
     beta_max: float = 20.0
     t_eps: float = field(default=1e-3)
 
-    @property
-    def t_min(self) -> float:  # noqa: D102
-        return 0.0
-
-    @property
-    def t_max(self) -> float:  # noqa: D102
-        return 1.0
-
     def log_alpha(self, t):  # noqa: D102
-        t = _as_float_tensor(t)
-        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+        return _linear_vp_log_alpha(_as_float_tensor(t), self.beta_min, self.beta_max)
 
     def d_log_alpha(self, t):  # noqa: D102
         t = _as_float_tensor(t)
@@ -259,7 +269,7 @@ class CosineVP(_VPBase):
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
-class DiscreteVP(_VPBase):
+class DiscreteVP(_UnitTime, _VPBase):
     """A discrete DDPM table made continuous: log alpha-bar interpolated linearly in t.
 
     Step ``n`` (0-based, of ``N``) sits at ``t = (n + 1) / N``, as in DPM-Solver's discrete
@@ -301,14 +311,6 @@ class DiscreteVP(_VPBase):
     def n_steps(self) -> int:
         """Number of entries N of the table."""
         return len(self.alphas_cumprod)
-
-    @property
-    def t_min(self) -> float:  # noqa: D102
-        return 0.0
-
-    @property
-    def t_max(self) -> float:  # noqa: D102
-        return 1.0
 
     def _knots(self, like: Tensor) -> tuple[Tensor, Tensor]:
         """Knot times and log alpha (N + 1,), cached per device and dtype."""
@@ -355,7 +357,7 @@ def _interp(x: Tensor, xp: Tensor, fp: Tensor) -> Tensor:
 
 
 @dataclass(frozen=True, kw_only=True)
-class SubVP(GaussianProcess):
+class SubVP(_UnitTime, GaussianProcess):
     """The sub-VP SDE.
 
     sub-VP SDE (Song et al. 2021, arXiv:2011.13456, eq. 12): alpha as linear VP,
@@ -365,16 +367,8 @@ class SubVP(GaussianProcess):
     beta_min: float = 0.1
     beta_max: float = 20.0
 
-    @property
-    def t_min(self) -> float:  # noqa: D102
-        return 0.0
-
-    @property
-    def t_max(self) -> float:  # noqa: D102
-        return 1.0
-
     def _log_alpha(self, t: Tensor) -> Tensor:
-        return -0.25 * t**2 * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+        return _linear_vp_log_alpha(t, self.beta_min, self.beta_max)
 
     def alpha(self, t):  # noqa: D102
         return torch.exp(self._log_alpha(_as_float_tensor(t)))
@@ -393,7 +387,7 @@ class SubVP(GaussianProcess):
 
 # ---- variance exploding and EDM ---------------------------------------------------------
 @dataclass(frozen=True, kw_only=True)
-class VE(GaussianProcess):
+class VE(_UnitTime, GaussianProcess):
     """The variance-exploding SDE.
 
     VE-SDE (Song et al. 2021, arXiv:2011.13456, eq. 9): alpha = 1,
@@ -402,14 +396,6 @@ class VE(GaussianProcess):
 
     sigma_min: float = 0.01
     sigma_max: float = 50.0
-
-    @property
-    def t_min(self) -> float:  # noqa: D102
-        return 0.0
-
-    @property
-    def t_max(self) -> float:  # noqa: D102
-        return 1.0
 
     def alpha(self, t):  # noqa: D102
         return torch.ones_like(_as_float_tensor(t))
@@ -466,20 +452,12 @@ class EDM(GaussianProcess):
 
 
 @dataclass(frozen=True, kw_only=True)
-class RectifiedFlow(GaussianProcess):
+class RectifiedFlow(_UnitTime, GaussianProcess):
     """Rectified flow: the linear interpolant to Gaussian noise.
 
     Linear interpolant / rectified flow (Liu et al. 2022, arXiv:2209.03003; Lipman et al.
     2022): ``x_t = (1 - t) x_0 + t eps`` for t in [0, 1], velocity ``eps - x_0``.
     """
-
-    @property
-    def t_min(self) -> float:  # noqa: D102
-        return 0.0
-
-    @property
-    def t_max(self) -> float:  # noqa: D102
-        return 1.0
 
     def alpha(self, t):  # noqa: D102
         return 1 - _as_float_tensor(t)

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
+from ..ops.fused import lincomb
 from ..tree import Tree, tree_map
 from .base import StepRule, coef, noise_like
 
@@ -205,6 +206,14 @@ class _History:
         return _History(times=times, x0s=x0s, pending=self.pending)
 
 
+@dataclass(frozen=True)
+class _Multistep(StepRule):
+    """Base of multistep rules: the state is the history of data predictions."""
+
+    def init(self, x: Tree) -> _History:  # noqa: D102
+        return _History()
+
+
 def _usable_order(process: Any, x: Tree, hist: _History, wanted: int, t1: Tensor) -> int:
     """The multistep order usable at this step.
 
@@ -224,16 +233,13 @@ def _usable_order(process: Any, x: Tree, hist: _History, wanted: int, t1: Tensor
 
 
 @dataclass(frozen=True)
-class DPMSolverPP2M(StepRule):
+class DPMSolverPP2M(_Multistep):
     """DPM-Solver++(2M), Lu et al. 2022b (arXiv:2211.01095), Algorithm 2; one NFE per step."""
 
     order: ClassVar[int] = 2
 
     def __str__(self) -> str:
         return "DPMSolver++(2M)"
-
-    def init(self, x):  # noqa: D102
-        return _History()
 
     def step(self, model, x, t0, t1, state, *, generator=None):  # noqa: D102
         process = model.process
@@ -243,7 +249,7 @@ class DPMSolverPP2M(StepRule):
 
 
 @dataclass(frozen=True)
-class DPMSolverPP3M(StepRule):
+class DPMSolverPP3M(_Multistep):
     """DPM-Solver++(3M), third-order multistep.
 
     DPM-Solver++(3M): third-order multistep data-prediction solver (Lu et al. 2022b,
@@ -261,9 +267,6 @@ class DPMSolverPP3M(StepRule):
     def __str__(self) -> str:
         return "DPMSolver++(3M)"
 
-    def init(self, x):  # noqa: D102
-        return _History()
-
     def step(self, model, x, t0, t1, state, *, generator=None):  # noqa: D102
         process = model.process
         hist = state.push(t0, model(x, t0).x0, keep=3)
@@ -277,42 +280,54 @@ class DPMSolverPP3M(StepRule):
         def leaf(xi, m2, m1, m0, p):
             lam0 = p.lambda_(t0)
             h = p.lambda_(t1) - lam0
-            h0 = lam0 - p.lambda_(t_m1)
-            h1 = p.lambda_(t_m1) - p.lambda_(t_m2)
-            r0, r1 = h0 / h, h1 / h
-            d1_0 = (m0 - m1) / coef(r0, xi)
-            d1_1 = (m1 - m2) / coef(r1, xi)
-            d1 = d1_0 + coef(r0 / (r0 + r1), xi) * (d1_0 - d1_1)
-            d2 = (d1_0 - d1_1) / coef(r0 + r1, xi)
+            r0 = (lam0 - p.lambda_(t_m1)) / h
+            r1 = (p.lambda_(t_m1) - p.lambda_(t_m2)) / h
             phi1 = torch.expm1(-h)
             phi2 = phi1 / h + 1
             phi3 = phi2 / h - 0.5
             a1 = p.alpha(t1)
-            out = coef(p.sigma(t1) / p.sigma(t0), xi) * xi - coef(a1 * phi1, xi) * m0
-            return out + coef(a1 * phi2, xi) * d1 - coef(2 * a1 * phi3, xi) * d2
+            # x1 = s1/s0 x - a1 phi1 m0 + a1 phi2 D1 - 2 a1 phi3 D2 with the divided differences
+            # D1 = (1 + q) D1_0 - q D1_1, D2 = (D1_0 - D1_1) / (r0 + r1), q = r0 / (r0 + r1),
+            # D1_0 = (m0 - m1) / r0, D1_1 = (m1 - m2) / r1, expanded into weights of m0, m1, m2.
+            q = r0 / (r0 + r1)
+            u, w = a1 * phi2, 2 * a1 * phi3 / (r0 + r1)
+            c0 = -a1 * phi1 + u * (1 + q) / r0 - w / r0
+            c1 = -u * ((1 + q) / r0 + q / r1) + w * (1 / r0 + 1 / r1)
+            c2 = u * q / r1 - w / r1
+            return lincomb([p.sigma(t1) / p.sigma(t0), c0, c1, c2], [xi, m0, m1, m2])
 
         return tree_map(leaf, x, hist.x0s[-3], hist.x0s[-2], hist.x0s[-1], process), hist
 
 
 def _multistep_low(process, x, hist: _History, order: int, t0: Tensor, t1: Tensor) -> Tree:
-    """The order-1 or order-2 multistep update used during warm-up and at final steps."""
+    """DPM-Solver++ multistep update of order 1 or 2.
+
+    Used for warm-up, final steps and 2M itself, as one fused linear combination of the state
+    and the stored predictions.
+    """
     if order == 1:
-        return tree_map(
-            lambda xi, m0, p: _first_order_pp(xi, m0, p, t0, t1), x, hist.x0s[-1], process
-        )
+
+        def first(xi, m0, p):
+            h = p.lambda_(t1) - p.lambda_(t0)
+            c_x, c_0 = p.sigma(t1) / p.sigma(t0), -p.alpha(t1) * torch.expm1(-h)
+            return lincomb([c_x, c_0], [xi, m0])
+
+        return tree_map(first, x, hist.x0s[-1], process)
     t_prev = hist.times[-2]
 
-    def leaf(xi, m1, m0, p):
+    def second(xi, m1, m0, p):
         h = p.lambda_(t1) - p.lambda_(t0)
         r = (p.lambda_(t0) - p.lambda_(t_prev)) / h
-        d = coef(1 + 1 / (2 * r), xi) * m0 - coef(1 / (2 * r), xi) * m1
-        return _first_order_pp(xi, d, p, t0, t1)
+        c = -p.alpha(t1) * torch.expm1(-h)
+        return lincomb(
+            [p.sigma(t1) / p.sigma(t0), c * (1 + 1 / (2 * r)), -c / (2 * r)], [xi, m0, m1]
+        )
 
-    return tree_map(leaf, x, hist.x0s[-2], hist.x0s[-1], process)
+    return tree_map(second, x, hist.x0s[-2], hist.x0s[-1], process)
 
 
 @dataclass(frozen=True)
-class SDEDPMSolverPP2M(StepRule):
+class SDEDPMSolverPP2M(_Multistep):
     """SDE-DPM-Solver++(2M).
 
     SDE-DPM-Solver++(2M) (Lu et al. 2022b, arXiv:2211.01095, appendix; the "midpoint"
@@ -325,9 +340,6 @@ class SDEDPMSolverPP2M(StepRule):
 
     def __str__(self) -> str:
         return "SDE-DPMSolver++(2M)"
-
-    def init(self, x):  # noqa: D102
-        return _History()
 
     def step(self, model, x, t0, t1, state, *, generator=None):  # noqa: D102
         process = model.process
@@ -352,7 +364,7 @@ class SDEDPMSolverPP2M(StepRule):
 
 
 @dataclass(frozen=True)
-class UniPC(StepRule):
+class UniPC(_Multistep):
     """UniPC: unified predictor-corrector.
 
     UniPC (Zhao et al. 2023, arXiv:2302.04867): the UniP-p multistep predictor with the UniC
@@ -383,9 +395,6 @@ class UniPC(StepRule):
 
     def __str__(self) -> str:
         return f"UniPC-{self.solver_order}({self.variant})"
-
-    def init(self, x):  # noqa: D102
-        return _History()
 
     def _coefficients(self, p, t0, t1, prev_times, order, like):
         """(h_phi_1, B_h, rks, D-weights for predictor, rhos for corrector)."""
