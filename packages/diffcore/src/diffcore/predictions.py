@@ -39,7 +39,10 @@ def _check_kind(kind: str) -> None:
         raise ValueError(f"unknown prediction kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def _coeffs(process: GaussianProcess, t: Tensor, x: Tensor) -> tuple[Tensor, ...]:
+def _coeffs(
+    process: GaussianProcess, t: Tensor, x: Tensor, *, derivatives: bool = False
+) -> tuple[Tensor, ...]:
+    """(alpha, sigma) at t, plus (alpha', sigma') when ``derivatives``, shaped to broadcast."""
     if not isinstance(process, GaussianProcess):
         raise TypeError(
             f"prediction conversion needs a GaussianProcess, got {type(process).__name__}"
@@ -47,12 +50,10 @@ def _coeffs(process: GaussianProcess, t: Tensor, x: Tensor) -> tuple[Tensor, ...
     t = torch.as_tensor(t, device=x.device)
     if not t.is_floating_point():
         t = t.to(torch.float64)
-    return (
-        expand_like(process.alpha(t), x),
-        expand_like(process.sigma(t), x),
-        expand_like(process.d_alpha(t), x),
-        expand_like(process.d_sigma(t), x),
-    )
+    out = (expand_like(process.alpha(t), x), expand_like(process.sigma(t), x))
+    if derivatives:
+        out += (expand_like(process.d_alpha(t), x), expand_like(process.d_sigma(t), x))
+    return out
 
 
 def to_x0_eps(
@@ -71,7 +72,11 @@ def to_x0_eps(
         (x0, eps), both (B, *S).
     """
     _check_kind(kind)
-    a, s, da, ds = _coeffs(process, t, x)
+    if kind == "velocity":
+        a, s, da, ds = _coeffs(process, t, x, derivatives=True)
+        det = ds * a - s * da  # solve [[a, s], [da, ds]] (x0, eps) = (x, y)
+        return (ds * x - s * y) / det, (a * y - da * x) / det
+    a, s = _coeffs(process, t, x)
     if kind == "eps":
         return (x - s * y) / a, y
     if kind == "x0":
@@ -79,11 +84,8 @@ def to_x0_eps(
     if kind == "v":
         norm = a**2 + s**2
         return (a * x - s * y) / norm, (s * x + a * y) / norm
-    if kind == "score":
-        eps = -s * y
-        return (x - s * eps) / a, eps
-    det = ds * a - s * da  # velocity: solve [[a, s], [da, ds]] (x0, eps) = (x, y)
-    return (ds * x - s * y) / det, (a * y - da * x) / det
+    eps = -s * y  # score
+    return (x - s * eps) / a, eps
 
 
 def from_x0_eps(x0: Tensor, eps: Tensor, t: Tensor, process: GaussianProcess, kind: str) -> Tensor:
@@ -93,12 +95,13 @@ def from_x0_eps(x0: Tensor, eps: Tensor, t: Tensor, process: GaussianProcess, ki
         return x0
     if kind == "eps":
         return eps
-    a, s, da, ds = _coeffs(process, t, x0)
+    if kind == "velocity":
+        _, _, da, ds = _coeffs(process, t, x0, derivatives=True)
+        return da * x0 + ds * eps
+    a, s = _coeffs(process, t, x0)
     if kind == "v":
         return a * eps - s * x0
-    if kind == "score":
-        return -eps / s
-    return da * x0 + ds * eps
+    return -eps / s  # score
 
 
 def convert(
@@ -112,8 +115,6 @@ def convert(
     if source == target:
         _check_kind(source)
         return y
-    if target == "x0" and source in ("eps", "x0", "v", "score", "velocity"):
-        return to_x0_eps(y, x, t, process, source)[0]
     x0, eps = to_x0_eps(y, x, t, process, source)
     return from_x0_eps(x0, eps, t, process, target)
 
