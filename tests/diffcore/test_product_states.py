@@ -7,11 +7,13 @@ from diffcore.predictions import Denoiser
 from diffcore.processes import VE, LinearVP, NodeMask, SymmetricAdjacency, ZeroCenterOfMass
 from diffcore.samplers import (
     DDIM,
+    GHVB,
     RK4,
     S4,
     DDPMAncestral,
     DPMSolver,
     DPMSolverPP2M,
+    DPMSolverPP2MHeavyBall,
     DPMSolverPP2S,
     DPMSolverPP3M,
     Euler,
@@ -42,6 +44,8 @@ RULES = [
     PredictorCorrector(),
     SDEDPMSolverPP2M(),
     S4(),
+    GHVB(),
+    DPMSolverPP2MHeavyBall(),
 ]
 B, N, F = 3, 6, 4
 

@@ -5,12 +5,14 @@ import torch
 from diffcore.processes import EDM, DiscreteVP, LinearVP, RectifiedFlow
 from diffcore.samplers import (
     DDIM,
+    GHVB,
     RK4,
     S4,
     DDPMAncestral,
     DormandPrince,
     DPMSolver,
     DPMSolverPP2M,
+    DPMSolverPP2MHeavyBall,
     DPMSolverPP2S,
     DPMSolverPP3M,
     Euler,
@@ -18,6 +20,7 @@ from diffcore.samplers import (
     Heun,
     Langevin,
     Midpoint,
+    PLMSHeavyBall,
     PredictorCorrector,
     SDEDPMSolverPP2M,
     UniPC,
@@ -47,6 +50,11 @@ ODE_RULES = [
     DPMSolverPP3M(warmup_singlestep=True),
     UniPC(solver_order=1),
     UniPC(solver_order=2),
+    PLMSHeavyBall(p=2, beta=1.0),
+    PLMSHeavyBall(p=2, beta=0.8),
+    GHVB(p=1, beta=0.8),
+    GHVB(p=2, beta=0.8),
+    DPMSolverPP2MHeavyBall(beta=0.8),
 ]
 SDE_RULES = [
     EulerMaruyama(),

@@ -50,7 +50,7 @@ def _coeffs(
     t = torch.as_tensor(t, device=x.device)
     if not t.is_floating_point():
         t = t.to(torch.float64)
-    out = (expand_like(process.alpha(t), x), expand_like(process.sigma(t), x))
+    out: tuple[Tensor, ...] = (expand_like(process.alpha(t), x), expand_like(process.sigma(t), x))
     if derivatives:
         out += (expand_like(process.d_alpha(t), x), expand_like(process.d_sigma(t), x))
     return out

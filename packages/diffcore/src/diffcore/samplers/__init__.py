@@ -12,6 +12,7 @@ from .dpm import (
 )
 from .grids import append_zero, given, karras, quadratic_t, uniform_lambda, uniform_t
 from .loop import SampleOutput, sample
+from .momentum import GHVB, DPMSolverPP2MHeavyBall, PLMSHeavyBall
 from .ode import RK4, DormandPrince, Euler, Heun, Midpoint, RFSolver
 from .sde import (
     S4,
@@ -28,14 +29,17 @@ __all__ = [
     "DDPMAncestral",
     "DPMSolver",
     "DPMSolverPP2M",
+    "DPMSolverPP2MHeavyBall",
     "DPMSolverPP2S",
     "DPMSolverPP3M",
     "DormandPrince",
     "Euler",
+    "GHVB",
     "EulerMaruyama",
     "Heun",
     "Langevin",
     "Midpoint",
+    "PLMSHeavyBall",
     "PredictorCorrector",
     "RFSolver",
     "S4",
