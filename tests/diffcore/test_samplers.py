@@ -8,6 +8,7 @@ from diffcore.samplers import (
     GHVB,
     RK4,
     S4,
+    AdaptiveDPMSolver,
     DDPMAncestral,
     DormandPrince,
     DPMSolver,
@@ -246,3 +247,20 @@ def test_corrector_samplers_reach_data_moments_in_high_dimension(rule):
             )
         )
     assert errs[1] < 0.06 and errs[1] < errs[0], errs
+
+
+def test_adaptive_dpm_solver_tolerance_controls_error_and_cost():
+    process = LinearVP()
+    model = DATA.denoiser(process, "eps")
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    grid = torch.tensor([1.0, 1e-3], dtype=torch.float64)
+    ref = DATA.flow(x, grid[0], grid[-1], process)
+    runs = {}
+    for order, rtol, atol in ((2, 0.05, 0.0078), (2, 1e-3, 1e-4), (3, 0.05, 0.0078)):
+        rule = AdaptiveDPMSolver(solver_order=order, rtol=rtol, atol=atol)
+        out = sample(model, x, grid, rule, progress=False)
+        runs[order, rtol] = (float((out.x - ref).abs().max()), out.nfe)
+    (loose, loose_nfe), (tight, tight_nfe) = runs[2, 0.05], runs[2, 1e-3]
+    assert tight < loose / 10 and tight < 5e-3 and tight_nfe > loose_nfe
+    err3, nfe3 = runs[3, 0.05]
+    assert err3 < 0.05 and nfe3 < 60  # DPM-Solver-23 at the paper's defaults

@@ -1,5 +1,6 @@
 """Samplers: time grids, step rules and the one :func:`sample` loop."""
 
+from .adaptive import AdaptiveDPMSolver
 from .base import StepRule
 from .dpm import (
     DDIM,
@@ -24,6 +25,7 @@ from .sde import (
 )
 
 __all__ = [
+    "AdaptiveDPMSolver",
     "DDIM",
     "RK4",
     "DDPMAncestral",
