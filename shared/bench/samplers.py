@@ -33,6 +33,7 @@ from diffcore.samplers import (
     karras,
     quadratic_t,
     sample,
+    searched_grid,
     uniform_lambda,
     uniform_t,
 )
@@ -75,7 +76,17 @@ def ours(rule, grid, z):
 
 
 def our_candidates(nfe: int):
-    """(name, rule, grid) whose NFE equals ``nfe``; grids end with a final step to sigma = 0."""
+    """(name, rule, grid) whose NFE equals ``nfe``; grids end with a final step to sigma = 0.
+
+    The searched grid (GITS-style dynamic programme) is fitted on 256 calibration starts drawn
+    with another seed than the evaluation starts.
+    """
+    model = Denoiser(lambda x, t: eps_at(x, t), "eps", PROCESS)
+    calib = torch.randn(256, D, generator=torch.Generator().manual_seed(7), dtype=F64)
+    fine = append_zero(uniform_lambda(PROCESS, 99, t_end=T_END))
+    searched = searched_grid(model, calib, nfe, fine)
+    yield "ours UniPC-2 searched", UniPC(), searched
+    yield "ours DPM++(3M) searched", DPMSolverPP3M(), searched
     for name, rule in (
         ("UniPC-2", UniPC()),
         ("DPM++(3M)", DPMSolverPP3M()),

@@ -29,6 +29,7 @@ from diffcore.samplers import (
     karras,
     quadratic_t,
     sample,
+    searched_grid,
     uniform_lambda,
     uniform_t,
 )
@@ -264,3 +265,21 @@ def test_adaptive_dpm_solver_tolerance_controls_error_and_cost():
     assert tight < loose / 10 and tight < 5e-3 and tight_nfe > loose_nfe
     err3, nfe3 = runs[3, 0.05]
     assert err3 < 0.05 and nfe3 < 60  # DPM-Solver-23 at the paper's defaults
+
+
+def test_searched_grid_beats_the_grid_it_searches_from():
+    process = LinearVP()
+    model = DATA.denoiser(process, "eps")
+    fine = uniform_lambda(process, 40, t_end=1e-3)
+    calib = torch.randn(64, 3, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    grid = searched_grid(model, calib, 6, fine)
+    assert len(grid) == 7 and grid[0] == fine[0] and grid[-1] == fine[-1]
+    assert bool(torch.isin(grid, fine).all()) and bool((grid[1:] < grid[:-1]).all())
+    x = torch.randn(64, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ref = DATA.flow(x, fine[0], fine[-1], process)
+
+    def error(g):
+        return float((sample(model, x, g, DDIM(), progress=False).x - ref).pow(2).mean().sqrt())
+
+    assert error(grid) < error(uniform_lambda(process, 6, t_end=1e-3))
+    assert error(grid) < error(fine[::8].contiguous())  # a naive subsample of the same size

@@ -23,6 +23,7 @@ from .sde import (
     PredictorCorrector,
     ReverseDiffusion,
 )
+from .search import searched_grid
 
 __all__ = [
     "AdaptiveDPMSolver",
@@ -55,6 +56,7 @@ __all__ = [
     "karras",
     "quadratic_t",
     "sample",
+    "searched_grid",
     "uniform_lambda",
     "uniform_t",
 ]
