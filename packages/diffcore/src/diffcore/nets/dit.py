@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .embeddings import (
     DEFAULT_MAX_PERIOD,
+    FromPreset,
     TimeEmbeddingKind,
     TimestepEmbedder,
     _on_cpu_,
@@ -36,7 +37,6 @@ from .embeddings import (
     check_context,
     embed_condition,
     multihead_attention,
-    resolve_preset,
     zero_,
 )
 
@@ -515,7 +515,7 @@ def _init_embedder_(embedder: nn.Module, generator: torch.Generator | None) -> N
             )
 
 
-class DiT(nn.Module):
+class DiT(FromPreset, nn.Module):
     """Diffusion transformer with adaLN-Zero (Peebles & Xie 2023): (B, C, H, W) -> same grid.
 
     Args:
@@ -526,6 +526,8 @@ class DiT(nn.Module):
     >>> net(torch.randn(2, 1, 8, 8), torch.rand(2)).abs().max().item()  # adaLN-Zero
     0.0
     """
+
+    presets: ClassVar[dict[str, Any]] = DIT_PRESETS
 
     config_class: ClassVar[type[DiTConfig]] = DiTConfig
 
@@ -561,23 +563,6 @@ class DiT(nn.Module):
                     zero_(block.cross["proj"])
         zero_(self.final.ada)
         zero_(self.final.linear)
-
-    @classmethod
-    def from_preset(
-        cls, name: str, *, generator: torch.Generator | None = None, **overrides: Any
-    ) -> DiT:
-        """Build from a named preset in `DIT_PRESETS`, with config fields overridden.
-
-        Args:
-            name: preset name, e.g. ``"tiny"`` or ``"DiT-XL/2"``.
-            generator: draws the initial weights.
-            **overrides: `DiTConfig` fields to replace.
-
-        Returns:
-            The network.
-        """
-        config = resolve_preset(DIT_PRESETS, name, overrides, owner=cls.__name__)
-        return cls(config, generator=generator)
 
     def forward(
         self,
@@ -624,7 +609,7 @@ class DiT(nn.Module):
         return _unpatchify(out, grid, cfg.patch_size, cfg.output_channels).to(x.dtype)
 
 
-class MMDiT(nn.Module):
+class MMDiT(FromPreset, nn.Module):
     """SD3-style multimodal diffusion transformer (Esser et al. 2024, arXiv:2403.03206).
 
     Args:
@@ -635,6 +620,8 @@ class MMDiT(nn.Module):
     >>> net(torch.randn(2, 1, 8, 8), torch.rand(2), context=torch.randn(2, 5, 16)).shape
     torch.Size([2, 1, 8, 8])
     """
+
+    presets: ClassVar[dict[str, Any]] = MMDIT_PRESETS
 
     config_class: ClassVar[type[MMDiTConfig]] = MMDiTConfig
 
@@ -677,23 +664,6 @@ class MMDiT(nn.Module):
                 zero_(stream.ada)
         zero_(self.final.ada)
         zero_(self.final.linear)
-
-    @classmethod
-    def from_preset(
-        cls, name: str, *, generator: torch.Generator | None = None, **overrides: Any
-    ) -> MMDiT:
-        """Build from a named preset in `MMDIT_PRESETS`, with config fields overridden.
-
-        Args:
-            name: preset name, e.g. ``"tiny"`` or ``"sd3-medium"``.
-            generator: draws the initial weights.
-            **overrides: `MMDiTConfig` fields to replace.
-
-        Returns:
-            The network.
-        """
-        config = resolve_preset(MMDIT_PRESETS, name, overrides, owner=cls.__name__)
-        return cls(config, generator=generator)
 
     def forward(
         self,

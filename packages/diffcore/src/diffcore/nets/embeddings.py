@@ -20,7 +20,7 @@ import dataclasses
 import difflib
 import math
 from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, Self, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -418,3 +418,29 @@ def embed_condition(
             "(labels) or cond_dim > 0 (vectors)."
         )
     return None
+
+
+class FromPreset:
+    """Mixin giving a network ``from_preset(name, *, generator=None, **overrides)``.
+
+    The class sets ``presets`` (name -> config) and takes ``(config, *, generator=None)``.
+    """
+
+    presets: ClassVar[Mapping[str, Any]]
+
+    @classmethod
+    def from_preset(
+        cls, name: str, *, generator: torch.Generator | None = None, **overrides: Any
+    ) -> Self:
+        """Build from the named preset, with config fields overridden.
+
+        Args:
+            name: preset name, e.g. ``"tiny"``; an unknown name gets a "did you mean" error.
+            generator: draws the initial weights.
+            **overrides: config fields to replace.
+
+        Returns:
+            The network.
+        """
+        config = resolve_preset(cls.presets, name, overrides, owner=cls.__name__)
+        return cls(config, generator=generator)  # type: ignore[call-arg]

@@ -15,12 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from .embeddings import (
+    FromPreset,
     TimeEmbeddingKind,
     TimestepEmbedder,
     broadcast_time,
     embed_condition,
     reset_parameters_,
-    resolve_preset,
     zero_,
 )
 
@@ -90,7 +90,7 @@ class _FiLMBlock(nn.Module):
         return h + u
 
 
-class MLPDenoiser(nn.Module):
+class MLPDenoiser(FromPreset, nn.Module):
     """Residual MLP: (x, t[, cond]) -> same shape as x.
 
     Args:
@@ -101,6 +101,8 @@ class MLPDenoiser(nn.Module):
     >>> net(torch.zeros(3, 2), torch.rand(3)).shape
     torch.Size([3, 2])
     """
+
+    presets: ClassVar[dict[str, Any]] = MLP_PRESETS
 
     config_class: ClassVar[type[MLPConfig]] = MLPConfig
 
@@ -127,24 +129,6 @@ class MLPDenoiser(nn.Module):
         for module in self.modules():
             if isinstance(module, _FiLMBlock):
                 zero_(module.fc2)
-
-    @classmethod
-    def from_preset(
-        cls, name: str, *, generator: torch.Generator | None = None, **overrides: Any
-    ) -> MLPDenoiser:
-        """Build from a named preset in `MLP_PRESETS`, with config fields overridden.
-
-        Args:
-            name: preset name, e.g. ``"tiny"``.
-            generator: draws the initial weights.
-            **overrides: `MLPConfig` fields to replace, e.g. ``dim=3``.
-
-        Returns:
-            The network.
-        """
-        return cls(
-            resolve_preset(MLP_PRESETS, name, overrides, owner=cls.__name__), generator=generator
-        )
 
     def forward(self, x: Tensor, t: Tensor, *, cond: Tensor | None = None) -> Tensor:
         """Predict from a noisy batch.

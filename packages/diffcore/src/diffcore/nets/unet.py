@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from .embeddings import (
+    FromPreset,
     TimeEmbeddingKind,
     TimestepEmbedder,
     broadcast_time,
@@ -33,7 +34,6 @@ from .embeddings import (
     embed_condition,
     multihead_attention,
     reset_parameters_,
-    resolve_preset,
     zero_,
 )
 
@@ -345,7 +345,7 @@ class _Stage(nn.ModuleList):
         return h
 
 
-class UNet(nn.Module):
+class UNet(FromPreset, nn.Module):
     """ADM U-Net: (x, t[, cond, context]) -> prediction of shape (B, out_channels, *S).
 
     Args:
@@ -356,6 +356,8 @@ class UNet(nn.Module):
     >>> net(torch.zeros(2, 1, 16), torch.rand(2)).shape
     torch.Size([2, 1, 16])
     """
+
+    presets: ClassVar[dict[str, Any]] = UNET_PRESETS
 
     config_class: ClassVar[type[UNetConfig]] = UNetConfig
 
@@ -432,23 +434,6 @@ class UNet(nn.Module):
                 if module.cross is not None:
                     zero_(module.cross["proj"])
         zero_(self.out_conv)
-
-    @classmethod
-    def from_preset(
-        cls, name: str, *, generator: torch.Generator | None = None, **overrides: Any
-    ) -> UNet:
-        """Build from a named preset in `UNET_PRESETS`, with config fields overridden.
-
-        Args:
-            name: preset name, e.g. ``"tiny"`` or ``"adm-imagenet64"``.
-            generator: draws the initial weights.
-            **overrides: `UNetConfig` fields to replace, e.g. ``dims=3``.
-
-        Returns:
-            The network.
-        """
-        config = resolve_preset(UNET_PRESETS, name, overrides, owner=cls.__name__)
-        return cls(config, generator=generator)
 
     @property
     def num_skips(self) -> int:
