@@ -13,6 +13,7 @@ MODULES = [
     "diffcore.nets",
     "diffcore.train",
     "diffcore.ops",
+    "diffcore.guidance",
 ]
 
 
