@@ -211,8 +211,8 @@ def test_per_sample_times():
 
 def test_bad_grid_is_rejected():
     model = DATA.denoiser(LinearVP(), "eps")
-    with pytest.raises(ValueError, match="strictly decreasing"):
-        sample(model, torch.zeros(2, 3), torch.tensor([0.1, 0.5]), Euler(), progress=False)
+    with pytest.raises(ValueError, match="strictly monotone"):
+        sample(model, torch.zeros(2, 3), torch.tensor([0.5, 0.1, 0.3]), Euler(), progress=False)
 
 
 def test_nan_is_reported_with_step():

@@ -66,9 +66,11 @@ class DDIM(StepRule):
         def leaf(xi, x0i, ei, zi, p):
             a1, s1 = p.alpha(t1), p.sigma(t1)
             h = p.lambda_(t1) - p.lambda_(t0)
+            if zi is None:  # deterministic (eta = 0): also valid forward in time (inversion)
+                return coef(a1, xi) * x0i + coef(s1, xi) * ei
             c = self.eta * s1 * torch.sqrt(-torch.expm1(-2 * h))
             out = coef(a1, xi) * x0i + coef(torch.sqrt((s1**2 - c**2).clamp_min(0)), xi) * ei
-            return out if zi is None else out + coef(c, xi) * zi
+            return out + coef(c, xi) * zi
 
         return tree_map(leaf, x, pred.x0, pred.eps, z, model.process), state
 

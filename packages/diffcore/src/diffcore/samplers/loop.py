@@ -51,6 +51,8 @@ def sample(
             process (tree) used for per-leaf coefficients.
         x: the start state, e.g. ``process.prior_sample(...)``; a tensor or a tuple/dict tree.
         grid: (n + 1,) decreasing times shared by the batch, or (n + 1, B) per-sample times.
+            An increasing grid runs a deterministic rule forward in time: inversion (see
+            :func:`diffcore.inversion.invert`).
         rule: the step rule (``Euler()``, ``DPMSolverPP2M()``, ...).
         generator: source of every random number drawn by stochastic rules.
         callback: called after each step with a dict with keys ``i``, ``t0``, ``t1``, ``x``.
@@ -69,8 +71,14 @@ def sample(
         raise ValueError(
             f"per-sample grid has {grid.shape[1]} columns for a batch of {batch_size(x)}"
         )
-    if not bool((grid[1:] < grid[:-1]).all()):
-        raise ValueError("`grid` must be strictly decreasing in time (data end last)")
+    decreasing = bool((grid[1:] < grid[:-1]).all())
+    if not decreasing and not bool((grid[1:] > grid[:-1]).all()):
+        raise ValueError("`grid` must be strictly monotone in time (decreasing to sample)")
+    if not decreasing and getattr(rule, "stochastic", False):
+        raise ValueError(
+            f"an increasing grid integrates the probability-flow ODE forward (inversion); "
+            f"{rule} is stochastic, use a deterministic rule such as DDIM() or DPMSolverPP2M()"
+        )
     if leaf.device.type == "mps":  # no float64 there
         grid = grid.to(device=leaf.device, dtype=torch.float32)
     else:
