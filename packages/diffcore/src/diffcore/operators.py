@@ -8,6 +8,7 @@ difflab-medical. Every operator acts on batches (B, *S) and keeps dtype and devi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -36,26 +37,45 @@ class LinearOperator:
         Conjugate gradients on A^T A x = A^T y, started at 0, which keeps the iterate in the
         row space.
         """
-        b = self.A_adjoint(y)
-        x = torch.zeros_like(b)
-        r = b.clone()
-        p = r.clone()
-        rs = _dot(r, r)
-        for _ in range(steps):
-            ap = self.A_adjoint(self.A(p))
-            alpha = rs / _dot(p, ap).clamp_min(torch.finfo(b.dtype).tiny)
-            x = x + _bcast(alpha, x) * p
-            r = r - _bcast(alpha, x) * ap
-            rs_new = _dot(r, r)
-            if bool((rs_new <= tol**2 * _dot(b, b).clamp_min(torch.finfo(b.dtype).tiny)).all()):
-                break
-            p = r + _bcast(rs_new / rs.clamp_min(torch.finfo(b.dtype).tiny), x) * p
-            rs = rs_new
-        return x
+        return conjugate_gradient(
+            lambda v: self.A_adjoint(self.A(v)), self.A_adjoint(y), steps=steps, tol=tol
+        )
 
     def __call__(self, x: Tensor) -> Tensor:
         """Same as ``A(x)``."""
         return self.A(x)
+
+
+def conjugate_gradient(
+    apply: Callable[[Tensor], Tensor], b: Tensor, *, steps: int = 100, tol: float = 1e-10
+) -> Tensor:
+    """Solve ``apply(x) = b`` per sample for a symmetric positive (semi-)definite ``apply``.
+
+    Batched conjugate gradients from x = 0; stops when every residual norm is below ``tol``
+    times its ``|b|``, or after ``steps`` iterations.
+
+    Args:
+        apply: the linear map, (B, *S) -> (B, *S).
+        b: (B, *S) right-hand sides.
+        steps: iteration budget.
+        tol: relative residual tolerance.
+    """
+    tiny = torch.finfo(b.dtype).tiny
+    x = torch.zeros_like(b)
+    r = b.clone()
+    p = r.clone()
+    rs = _dot(r, r)
+    for _ in range(steps):
+        ap = apply(p)
+        alpha = rs / _dot(p, ap).clamp_min(tiny)
+        x = x + _bcast(alpha, x) * p
+        r = r - _bcast(alpha, x) * ap
+        rs_new = _dot(r, r)
+        if bool((rs_new <= tol**2 * _dot(b, b).clamp_min(tiny)).all()):
+            break
+        p = r + _bcast(rs_new / rs.clamp_min(tiny), x) * p
+        rs = rs_new
+    return x
 
 
 def _dot(a: Tensor, b: Tensor) -> Tensor:

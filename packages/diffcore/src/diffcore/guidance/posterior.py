@@ -22,12 +22,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..operators import LinearOperator
+from ..operators import LinearOperator, conjugate_gradient
 from ..predictions import Prediction
 from ..tree import expand_like
 
 METHODS = ("dps", "pigdm")
 _CG_STEPS = 50
+_CG_TOL = 1e-10  # relative residual
 
 
 @dataclass
@@ -75,28 +76,12 @@ class PosteriorSampling:
     def _pigdm_vector(self, residual: Tensor, r2: Tensor) -> Tensor:
         """Solve (sigma_y^2 I + r_t^2 A A^T) v = residual by conjugate gradients."""
         op, s2 = self.operator, self.noise_std**2
-
-        def apply(v: Tensor) -> Tensor:
-            return s2 * v + expand_like(r2, v) * op.A(op.A_adjoint(v))
-
-        v = torch.zeros_like(residual)
-        r = residual.clone()
-        p = r.clone()
-        rs = (r * r).flatten(1).sum(1)
-        tiny = torch.finfo(residual.dtype).tiny
-        for _ in range(_CG_STEPS):
-            ap = apply(p)
-            a = rs / (p * ap).flatten(1).sum(1).clamp_min(tiny)
-            v = v + expand_like(a, v) * p
-            r = r - expand_like(a, v) * ap
-            rs_new = (r * r).flatten(1).sum(1)
-            if bool(
-                (rs_new.sqrt() <= 1e-10 * residual.flatten(1).norm(dim=1).clamp_min(tiny)).all()
-            ):
-                break
-            p = r + expand_like(rs_new / rs.clamp_min(tiny), v) * p
-            rs = rs_new
-        return v
+        return conjugate_gradient(
+            lambda v: s2 * v + expand_like(r2, v) * op.A(op.A_adjoint(v)),
+            residual,
+            steps=_CG_STEPS,
+            tol=_CG_TOL,
+        )
 
     def __call__(self, x: Tensor, t: Tensor | float) -> Prediction:
         """Posterior-guided prediction (kind "score") at ``(x, t)``."""
