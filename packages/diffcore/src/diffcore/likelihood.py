@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .tree import Tree, leaves, tree_map
+from .tree import Tree, broadcast_leaves, leaves, tree_map
 
 _T_START = 1e-5  # integration starts just off t = 0, where eps/x0 velocities are singular
 
@@ -94,8 +94,7 @@ def log_likelihood(
     """
     if divergence not in ("exact", "hutchinson"):
         raise ValueError(f"`divergence` must be 'exact' or 'hutchinson', got {divergence!r}")
-    procs: list[Any] = []
-    tree_map(lambda _x, p: procs.append(p), x0, model.process)
+    procs = broadcast_leaves(x0, model.process)
     t_end = procs[0].t_max if t_end is None else t_end
     probes_list = None
     if divergence == "hutchinson":

@@ -64,6 +64,14 @@ def leaves(tree: Tree) -> list[Any]:
     return out
 
 
+def broadcast_leaves(structure: Tree, tree: Tree) -> list[Any]:
+    """The leaves of ``tree`` broadcast to the structure of ``structure``, in leaf order.
+
+    E.g. the process of every state leaf, whether ``tree`` is one process or a process tree.
+    """
+    return leaves(tree_map(lambda _s, leaf: leaf, structure, tree))
+
+
 def first_leaf(tree: Tree) -> Tensor:
     """The first tensor of ``tree``: used for batch size, device and dtype."""
     for leaf in leaves(tree):

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor
 
 from ..predictions import from_x0_eps
-from ..tree import Tree, batch_size, first_leaf, leaves, tree_map
+from ..tree import Tree, batch_size, broadcast_leaves, first_leaf, leaves, tree_map
 from .time_samplers import UniformTime
 
 WEIGHTINGS = ("uniform", "snr", "min-snr", "edm")
@@ -80,11 +80,6 @@ class DenoisingScoreMatching:
                 f"unknown weighting {self.weighting!r}; expected one of {', '.join(WEIGHTINGS)}"
             )
 
-    def _ref_process(self, x0: Tree):
-        found: list[Any] = []
-        tree_map(lambda _x, p: found.append(p), x0, self.process)
-        return found[0]
-
     def _weight(self, p, t: Tensor, kind: str) -> Tensor:
         if self.weighting == "uniform":
             return torch.ones_like(t)
@@ -128,7 +123,7 @@ class DenoisingScoreMatching:
         if t is None:
             t = self.time_sampler.sample(
                 b,
-                self._ref_process(x0),
+                broadcast_leaves(x0, self.process)[0],
                 generator=generator,
                 device=leaf.device,
                 dtype=torch.float64,
@@ -193,8 +188,7 @@ class FlowMatching:
 
         leaf = first_leaf(x0)
         b = batch_size(x0)
-        ref: list[Any] = []
-        tree_map(lambda _x, p: ref.append(p), x0, self.process)
+        ref = broadcast_leaves(x0, self.process)
         if t is None:
             t = self.time_sampler.sample(
                 b, ref[0], generator=generator, device=leaf.device, dtype=torch.float64

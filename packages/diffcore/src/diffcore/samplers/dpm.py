@@ -18,21 +18,17 @@ import torch
 from torch import Tensor
 
 from ..ops.fused import lincomb
-from ..tree import Tree, tree_map
+from ..tree import Tree, broadcast_leaves, tree_map
 from .base import StepRule, coef, noise_like
 
 
 def _final(process: Any, x: Tree, t1: Tensor) -> bool:
     """True when the step ends at sigma = 0 for some leaf and sample."""
-    flags: list[bool] = []
-    tree_map(lambda _x, p: flags.append(bool((p.sigma(t1) == 0).any())), x, process)
-    return any(flags)
+    return any(bool((p.sigma(t1) == 0).any()) for p in broadcast_leaves(x, process))
 
 
 def _ref_process(process: Any, x: Tree) -> Any:
-    found: list[Any] = []
-    tree_map(lambda _x, p: found.append(p), x, process)
-    return found[0]
+    return broadcast_leaves(x, process)[0]
 
 
 def _first_order_pp(xi: Tensor, x0i: Tensor, p, t0: Tensor, t1: Tensor) -> Tensor:

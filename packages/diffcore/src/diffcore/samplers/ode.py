@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from ..tree import Tree, leaves, lincomb, tree_map
+from ..tree import Tree, broadcast_leaves, leaves, lincomb, tree_map
 from .base import StepRule, coef
 
 
@@ -31,9 +31,7 @@ def _ends_at_zero_noise(process: Any, x: Tree, t1: Tensor) -> Tensor | bool:
     from ..processes.gaussian import GaussianProcess
 
     flags = [
-        p.sigma(t1) == 0
-        for p in leaves(tree_map(lambda _x, p: p, x, process))
-        if isinstance(p, GaussianProcess)
+        p.sigma(t1) == 0 for p in broadcast_leaves(x, process) if isinstance(p, GaussianProcess)
     ]
     if not flags:
         return False
