@@ -2,6 +2,7 @@
 
 from .adaptive import AdaptiveDPMSolver
 from .base import StepRule
+from .dmcmc import DMCMCOutput, denoising_mcmc, time_score_from_log_density
 from .dpm import (
     DDIM,
     DPMSolver,
@@ -28,6 +29,7 @@ from .search import searched_grid
 __all__ = [
     "AdaptiveDPMSolver",
     "DDIM",
+    "DMCMCOutput",
     "RK4",
     "DDPMAncestral",
     "DPMSolver",
@@ -52,11 +54,13 @@ __all__ = [
     "StepRule",
     "UniPC",
     "append_zero",
+    "denoising_mcmc",
     "given",
     "karras",
     "quadratic_t",
     "sample",
     "searched_grid",
+    "time_score_from_log_density",
     "uniform_lambda",
     "uniform_t",
 ]
