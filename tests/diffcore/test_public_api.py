@@ -14,6 +14,7 @@ MODULES = [
     "diffcore.train",
     "diffcore.ops",
     "diffcore.guidance",
+    "diffcore.distributed",
 ]
 
 

@@ -25,6 +25,7 @@ from .sde import (
     ReverseDiffusion,
 )
 from .search import searched_grid
+from .split import sample_n
 
 __all__ = [
     "AdaptiveDPMSolver",
@@ -59,6 +60,7 @@ __all__ = [
     "karras",
     "quadratic_t",
     "sample",
+    "sample_n",
     "searched_grid",
     "time_score_from_log_density",
     "uniform_lambda",

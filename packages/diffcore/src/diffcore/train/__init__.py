@@ -14,6 +14,7 @@ from .checkpoint import (
 )
 from .ema import EMA
 from .loop import FitResult, WarmupCosine, fit
+from .parallel import find_blocks, gradient_checkpointing
 
 __all__ = [
     "EMA",
@@ -23,8 +24,10 @@ __all__ = [
     "WarmupCosine",
     "atomic_write_bytes",
     "capture_rng",
+    "find_blocks",
     "fit",
     "from_pretrained",
+    "gradient_checkpointing",
     "latest_checkpoint",
     "load_checkpoint",
     "restore_rng",

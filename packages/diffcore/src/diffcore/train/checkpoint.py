@@ -384,10 +384,10 @@ def restore_rng(
 def save_checkpoint(
     path: str | os.PathLike[str],
     *,
-    model: nn.Module,
+    model: nn.Module | Mapping[str, Tensor],
     step: int,
-    optimizer: torch.optim.Optimizer | None = None,
-    ema: EMA | None = None,
+    optimizer: torch.optim.Optimizer | Mapping[str, Any] | None = None,
+    ema: EMA | Mapping[str, Any] | None = None,
     generators: Mapping[str, torch.Generator] | None = None,
     config: Any = None,
     state: Any = None,
@@ -396,10 +396,12 @@ def save_checkpoint(
 
     Args:
         path: the checkpoint directory to create (replaced if it exists).
-        model: saved with ``state_dict()``.
+        model: saved with ``state_dict()``; or the state dict itself (e.g. full tensors
+            gathered from FSDP shards).
         step: the training step.
-        optimizer: its state, split into safetensors tensors and a JSON skeleton.
-        ema: its shadow tensors and settings.
+        optimizer: its state, split into safetensors tensors and a JSON skeleton; or its
+            ``state_dict()``.
+        ema: its shadow tensors and settings; or its ``state_dict()``.
         generators: named generators whose states are saved along with torch's global RNGs.
         config: JSON-serialisable config (a dataclass is converted with ``asdict``).
         state: JSON-serialisable loop state (epoch, cursor, ...).
@@ -412,7 +414,8 @@ def save_checkpoint(
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         files: dict[str, Any] = {}
-        files[MODEL_FILE] = _atomic_save_tensors(tmp / MODEL_FILE, model.state_dict())
+        model_state = model.state_dict() if isinstance(model, nn.Module) else model
+        files[MODEL_FILE] = _atomic_save_tensors(tmp / MODEL_FILE, model_state)
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -423,10 +426,11 @@ def save_checkpoint(
         }
         if optimizer is not None:
             tensors: dict[str, Tensor] = {}
-            manifest["optimizer"] = _encode(optimizer.state_dict(), "opt", tensors, OPTIMIZER_FILE)
+            opt_state = optimizer if isinstance(optimizer, Mapping) else optimizer.state_dict()
+            manifest["optimizer"] = _encode(opt_state, "opt", tensors, OPTIMIZER_FILE)
             files[OPTIMIZER_FILE] = _atomic_save_tensors(tmp / OPTIMIZER_FILE, tensors)
         if ema is not None:
-            ema_state = ema.state_dict()
+            ema_state = dict(ema) if isinstance(ema, Mapping) else ema.state_dict()
             shadow = ema_state.pop("shadow")
             manifest["ema"] = ema_state
             files[EMA_FILE] = _atomic_save_tensors(tmp / EMA_FILE, shadow)

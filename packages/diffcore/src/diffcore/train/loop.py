@@ -1,23 +1,34 @@
-"""A small, resumable training loop.
+"""A small, resumable training loop that runs unchanged on one process or under torchrun.
 
 `fit` runs ``steps`` optimizer steps of ``loss_fn(model, batch, generator)``, with gradient
-accumulation, clipping, an optional learning-rate schedule, EMA, optional bf16 autocast, a tqdm
-progress bar, a JSONL metrics log and periodic checkpoints. Everything random is a function of
-``seed``, so a run killed and resumed from a checkpoint continues bit-identically:
+accumulation, clipping, an optional learning-rate schedule, EMA, optional bf16 autocast and
+gradient checkpointing, a tqdm progress bar, a JSONL metrics log and periodic checkpoints.
+
+Everything random is a function of ``seed`` and of the position in the run, never of the number
+of processes, so a run killed and resumed from a checkpoint continues bit-identically, and a run
+on ``W`` ranks computes the same steps as one process with ``W`` times the accumulation:
 
 * data order: epoch ``e`` visits the data in ``randperm(N)`` drawn from a generator seeded
-  with ``(seed, e)``; the checkpoint stores the epoch and the position in it;
-* the loss's noise: drawn by ``loss_fn`` from a generator the loop owns and checkpoints;
-* dropout and anything else on torch's global RNG: the loop seeds the global RNG from ``seed``
-  inside ``torch.random.fork_rng`` (the caller's RNG state is restored on exit) and
-  checkpoints it.
+  with ``(seed, e)``; consecutive chunks of ``batch_size`` are the micro-batches, and each
+  optimizer step takes the next ``grad_accum * world_size`` of them (across epoch ends);
+  micro-batch ``j`` of a step goes to rank ``j % world_size``. The checkpoint stores the epoch
+  and the number of micro-batches taken in it;
+* the loss's noise: ``loss_fn`` draws it from a generator that the loop re-seeds with
+  ``(seed, m)`` before micro-batch ``m`` of the run;
+* dropout and anything else on torch's global RNG: the loop re-seeds the global RNG (CPU and
+  the training CUDA device) with ``(seed, m)`` too, inside ``torch.random.fork_rng``, so the
+  caller's RNG state is restored on exit.
 
 Exact equality also needs deterministic kernels: on CUDA call
-``torch.use_deterministic_algorithms(True)`` first.
+``torch.use_deterministic_algorithms(True)`` first. Across different numbers of ranks the
+gradient is the same sum in another order, so results agree to float rounding.
 
-Distributed training is not implemented; model wrapping, data sharding, gradient sync and the
-rank that writes files sit behind the small ``_wrap_model``, ``_shard``, ``_no_sync`` and
-``_is_writer`` functions, which is where DDP / FSDP2 will plug in.
+Under ``torchrun`` (``WORLD_SIZE > 1``) `fit` joins the process group from the environment
+(`diffcore.distributed.init_from_env`), wraps the model in DDP or FSDP2
+(`diffcore.train.parallel`), averages the logged loss over ranks, and lets rank 0 alone write
+the log and the checkpoints (FSDP shards are gathered to full tensors first). A checkpoint does
+not depend on the number of ranks: resume it on any ``W'`` with ``grad_accum' * W'`` equal to
+the saved ``grad_accum * W`` and training continues with the same global batch.
 """
 
 from __future__ import annotations
@@ -33,11 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .. import distributed as dist_utils
+from ..distributed import derive_seed, epoch_permutation
 from .checkpoint import (
     LATEST,
     CheckpointError,
@@ -47,6 +59,15 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .ema import EMA
+from .parallel import (
+    STRATEGIES,
+    BlockSelector,
+    Parallel,
+    Strategy,
+    gradient_checkpointing,
+    is_sharded,
+    wrap,
+)
 
 __all__ = ["FitResult", "WarmupCosine", "fit"]
 
@@ -54,8 +75,8 @@ LossFn = Callable[[nn.Module, Any, torch.Generator], Tensor]
 METRICS_FILE = "metrics.jsonl"
 CHECKPOINT_DIR = "checkpoints"
 _STEP_DIGITS = 8  # step-00001000
-# Independent streams derived from the one seed (numpy SeedSequence words).
-_DATA_STREAM = 0
+# Independent streams derived from the one seed (numpy SeedSequence words); the data stream
+# (word 0) is `diffcore.distributed.epoch_permutation`'s.
 _NOISE_STREAM = 1
 _GLOBAL_STREAM = 2
 
@@ -123,41 +144,7 @@ class WarmupCosine:
         return self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * frac))
 
 
-# ------------------------------------------------------------ distributed seams (single-process)
-
-
-def _wrap_model(model: nn.Module) -> nn.Module:
-    """The module that runs forward/backward (DDP / FSDP2 wrapping goes here)."""
-    return model
-
-
-def _unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module whose state is saved (DDP keeps it in ``.module``)."""
-    inner = getattr(model, "module", None)
-    return inner if isinstance(inner, nn.Module) else model
-
-
-def _shard(order: Tensor) -> Tensor:
-    """This rank's part of an epoch's index order (all of it on one process)."""
-    return order
-
-
-def _no_sync(model: nn.Module, last_micro_step: bool) -> contextlib.AbstractContextManager[Any]:
-    """Skip gradient all-reduce on non-final accumulation steps (DDP's ``no_sync``)."""
-    return contextlib.nullcontext()
-
-
-def _is_writer() -> bool:
-    """Whether this process writes logs and checkpoints (rank 0)."""
-    return True
-
-
 # ------------------------------------------------------------------------------ data
-
-
-def _derive_seed(seed: int, *words: int) -> int:
-    """A 64-bit seed for one stream, from numpy's SeedSequence over ``(seed, *words)``."""
-    return int(np.random.SeedSequence([seed, *words]).generate_state(1, dtype=np.uint64)[0])
 
 
 def _data_len(data: Data) -> int:
@@ -205,7 +192,11 @@ def _to_device(batch: Any, device: torch.device) -> Any:
 
 
 class _Batches:
-    """Batches in the order fixed by ``(seed, epoch)``; the state is (epoch, cursor)."""
+    """Micro-batches in the order fixed by ``(seed, epoch)``; the state is (epoch, cursor).
+
+    The micro-batch stream is the same for every number of ranks; each rank `take` s its own
+    micro-batches and `skip` s the others'.
+    """
 
     def __init__(self, data: Data, batch_size: int, seed: int) -> None:
         self.data = data
@@ -217,23 +208,29 @@ class _Batches:
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
-        self.cursor = 0  # batches already taken in this epoch
+        self.cursor = 0  # micro-batches already taken (by any rank) in this epoch
         self._order: Tensor | None = None
 
     def order(self) -> Tensor:
         if self._order is None:
-            gen = torch.Generator().manual_seed(_derive_seed(self.seed, _DATA_STREAM, self.epoch))
-            self._order = _shard(torch.randperm(self.n, generator=gen))
+            self._order = epoch_permutation(self.n, self.seed, self.epoch)
         return self._order
 
-    def next(self) -> Any:
+    def _advance(self) -> Tensor:
+        """Indices of the next micro-batch; the last partial batch of an epoch is dropped."""
         order = self.order()
-        if (self.cursor + 1) * self.batch_size > order.numel():  # drop the last partial batch
+        if (self.cursor + 1) * self.batch_size > order.numel():
             self.epoch, self.cursor, self._order = self.epoch + 1, 0, None
             order = self.order()
         start = self.cursor * self.batch_size
         self.cursor += 1
-        return _gather(self.data, order[start : start + self.batch_size])
+        return order[start : start + self.batch_size]
+
+    def next(self) -> Any:
+        return _gather(self.data, self._advance())
+
+    def skip(self) -> None:
+        self._advance()
 
     def state(self) -> dict[str, int]:
         return {"epoch": self.epoch, "cursor": self.cursor}
@@ -258,6 +255,10 @@ def fit(
     grad_clip: float | None = None,
     ema: EMA | None = None,
     bf16: bool = False,
+    grad_checkpointing: bool = False,
+    parallel: Strategy = "ddp",
+    blocks: BlockSelector | None = None,
+    find_unused_parameters: bool = False,
     seed: int = 0,
     device: torch.device | str | None = None,
     out_dir: str | os.PathLike[str] | None = None,
@@ -270,115 +271,160 @@ def fit(
 ) -> FitResult:
     """Train `model` for `steps` optimizer steps (in total, counting resumed ones).
 
+    On one process this is a plain loop. Under ``torchrun`` every rank calls `fit` with the same
+    arguments (each holding the whole `data`); see the module docstring and
+    ``docs/distributed.md``. The global batch is ``batch_size * grad_accum * world_size``.
+
     Args:
-        model: the network; trained in place (put in train mode).
+        model: the network; trained in place (put in train mode). Under FSDP it is sharded
+            in place and stays so after `fit`.
         loss_fn: ``loss_fn(model, batch, generator) -> scalar Tensor``; draw all noise and
             times from ``generator`` (on the training device) so resume is exact.
         data: a (N, ...) tensor, a tuple or dict of such tensors, or a map-style dataset
             (items collated with ``default_collate``); batches are moved to the device.
         steps: total optimizer steps.
         optimizer: built on ``model.parameters()``.
-        batch_size: samples per micro-batch; the last partial batch of an epoch is dropped.
+        batch_size: samples per micro-batch (per rank); the last partial batch of an epoch is
+            dropped.
         lr_schedule: step -> multiplier of each group's initial lr (e.g. `WarmupCosine`).
-        grad_accum: micro-batches per optimizer step (the loss is averaged over them).
+        grad_accum: micro-batches per optimizer step on each rank (the loss is averaged over
+            all micro-batches of all ranks).
         grad_clip: clip the global gradient norm to this value; None for no clipping.
         ema: updated after every optimizer step and checkpointed.
         bf16: run ``loss_fn`` under bf16 autocast (CPU or a CUDA device that supports it).
+        grad_checkpointing: recompute each block's activations in backward instead of
+            storing them (see `diffcore.train.parallel.gradient_checkpointing`).
+        parallel: with more than one rank, ``"ddp"`` (replicate the model) or ``"fsdp"``
+            (shard parameters, gradients, optimizer state and EMA with FSDP2's
+            ``fully_shard``, one unit per block); ignored on one process.
+        blocks: ``blocks(module) -> bool`` names the blocks for gradient checkpointing and
+            FSDP units; default: the children of every ``nn.ModuleList``.
+        find_unused_parameters: passed to DDP, for models with parameters that some steps
+            do not use.
         seed: fixes data order, the loss generator and the global RNG inside the loop.
         device: where batches and the loss generator live; default: the model's device.
-        out_dir: folder for ``metrics.jsonl`` and ``checkpoints/``; None writes nothing.
+        out_dir: folder for ``metrics.jsonl`` and ``checkpoints/`` (shared by all ranks);
+            None writes nothing.
         checkpoint_every: save every this many steps (and at the end); None: only at the end.
         keep_last: keep this many newest checkpoints; None keeps all.
         resume: continue from the newest checkpoint in ``out_dir`` (fresh start if none).
         log_every: append metrics (and check the loss is finite) every this many steps.
-        progress: show a tqdm progress bar.
+        progress: show a tqdm progress bar (on rank 0).
         config: JSON-serialisable config (or dataclass) stored in each checkpoint.
 
     Returns:
-        Final step, last loss, last checkpoint and metrics path.
+        Final step, last loss (mean over ranks), last checkpoint and metrics path.
 
     Raises:
         FloatingPointError: the loss became NaN or infinite.
         CheckpointError: the checkpoint to resume from is bad.
+        ValueError: a resumed checkpoint was trained with another seed, data size,
+            micro-batch size or global batch.
     """
     _check_fit_args(steps, batch_size, grad_accum, grad_clip, seed, log_every, checkpoint_every)
     if keep_last is not None and keep_last < 1:
         raise ValueError(f"`keep_last` must be >= 1 or None, got {keep_last}.")
+    if parallel not in STRATEGIES:
+        raise ValueError(f"`parallel` must be one of {STRATEGIES}, got {parallel!r}.")
     if resume and out_dir is None:
         raise ValueError("`resume=True` needs `out_dir`, the folder holding the checkpoints.")
     device = torch.device(device) if device is not None else _model_device(model)
     if bf16:
         _check_bf16(device)
+    dist_utils.init_from_env(device=device)
+    world, rank, writer = dist_utils.world_size(), dist_utils.rank(), dist_utils.is_main()
     out = Path(out_dir) if out_dir is not None else None
     ckpt_root = out / CHECKPOINT_DIR if out is not None else None
-    if out is not None and _is_writer():
+    if out is not None and writer:
         out.mkdir(parents=True, exist_ok=True)
 
     batches = _Batches(data, batch_size, seed)
-    noise = torch.Generator(device=device).manual_seed(_derive_seed(seed, _NOISE_STREAM))
-    run = {"seed": seed, "batch_size": batch_size, "grad_accum": grad_accum, "n": batches.n}
+    noise = torch.Generator(device=device).manual_seed(derive_seed(seed, _NOISE_STREAM))
+    run = {
+        "seed": seed,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "n": batches.n,
+        "world_size": world,
+    }
     fork_devices = []
     if device.type == "cuda":
         fork_devices = [device.index if device.index is not None else torch.cuda.current_device()]
     with torch.random.fork_rng(devices=fork_devices, device_type=device.type):
-        _seed_global_rng(device, _derive_seed(seed, _GLOBAL_STREAM))
         start, last_ckpt = 0, None
         if resume and ckpt_root is not None:
             last_ckpt = latest_checkpoint(ckpt_root) if ckpt_root.is_dir() else None
+            if last_ckpt is not None and is_sharded(model):
+                raise ValueError(
+                    "cannot resume into a model that is already sharded by FSDP; build a fresh "
+                    "model (fit shards it after loading the checkpoint)."
+                )
             if last_ckpt is not None:
                 start = _resume(last_ckpt, model, optimizer, ema, noise, batches, run)
         for group in optimizer.param_groups:
             group.setdefault("initial_lr", group["lr"])
         metrics_path = out / METRICS_FILE if out is not None else None
-        if metrics_path is not None and _is_writer():
+        if metrics_path is not None and writer:
             _truncate_metrics(metrics_path, start)
 
-        trainee = _wrap_model(model)
-        trainee.train()
         state = _LoopState(step=start, checkpoint=last_ckpt)
-        bar = tqdm(total=steps, initial=start, disable=not progress, desc="fit", unit="step")
-        log = open(metrics_path, "a", encoding="utf-8") if metrics_path is not None else None
-        t0 = time.perf_counter()
+        log = (
+            open(metrics_path, "a", encoding="utf-8")
+            if metrics_path is not None and writer
+            else None
+        )
+        bar = tqdm(
+            total=steps, initial=start, disable=not (progress and writer), desc="fit", unit="step"
+        )
         try:
-            while state.step < steps:
-                loss, grad_norm = _train_step(
-                    trainee, loss_fn, batches, optimizer, noise,
-                    step=state.step, lr_schedule=lr_schedule, grad_accum=grad_accum,
-                    grad_clip=grad_clip, bf16=bf16, device=device,
+            with contextlib.ExitStack() as stack:
+                if grad_checkpointing:
+                    stack.enter_context(gradient_checkpointing(model, blocks))
+                par = wrap(model, optimizer, ema, strategy=parallel, device=device, select=blocks,
+                           find_unused_parameters=find_unused_parameters)  # fmt: skip
+                par.module.train()
+                step = _Stepper(
+                    par, loss_fn, batches, optimizer, noise, seed=seed, world=world, rank=rank,
+                    lr_schedule=lr_schedule, grad_accum=grad_accum, grad_clip=grad_clip,
+                    bf16=bf16, device=device,
                 )  # fmt: skip
-                if ema is not None:
-                    ema.update(_unwrap_model(trainee))
-                state.step += 1
-                if state.step % log_every == 0 or state.step == steps:
-                    state.loss = loss.item()
-                    if not math.isfinite(state.loss):
-                        raise FloatingPointError(
-                            f"non-finite loss {state.loss} at step {state.step}; lower the "
-                            "learning rate, clip gradients or check the data."
-                        )
-                    record = {
-                        "step": state.step,
-                        "epoch": batches.epoch,
-                        "loss": state.loss,
-                        "lr": optimizer.param_groups[0]["lr"],
-                        "grad_norm": None if grad_norm is None else grad_norm.item(),
-                        "time_s": round(time.perf_counter() - t0, 3),
-                    }
+                t0 = time.perf_counter()
+                while state.step < steps:
+                    loss, grad_norm = step(state.step)
                     if ema is not None:
-                        record["ema_decay"] = ema.decay_at(ema.num_updates - 1)
-                    if log is not None and _is_writer():
-                        log.write(json.dumps(record) + "\n")
-                    bar.set_postfix(loss=f"{state.loss:.4g}")
-                bar.update(1)
-                due = checkpoint_every is not None and state.step % checkpoint_every == 0
-                if ckpt_root is not None and (due or state.step == steps) and _is_writer():
-                    if log is not None:
-                        log.flush()
-                    state.checkpoint = _save(
-                        ckpt_root, state.step, model=_unwrap_model(trainee), optimizer=optimizer,
-                        ema=ema, noise=noise, batches=batches, run=run, config=config,
-                        keep_last=keep_last,
-                    )  # fmt: skip
+                        ema.update(par.model)
+                    state.step += 1
+                    if state.step % log_every == 0 or state.step == steps:
+                        state.loss = float(dist_utils.all_reduce_mean(loss).item())
+                        if not math.isfinite(state.loss):
+                            raise FloatingPointError(
+                                f"non-finite loss {state.loss} at step {state.step}; lower the "
+                                "learning rate, clip gradients or check the data."
+                            )
+                        record = {
+                            "step": state.step,
+                            "epoch": batches.epoch,
+                            "loss": state.loss,
+                            "lr": optimizer.param_groups[0]["lr"],
+                            "grad_norm": None if grad_norm is None else grad_norm.item(),
+                            "time_s": round(time.perf_counter() - t0, 3),
+                        }
+                        if ema is not None:
+                            record["ema_decay"] = ema.decay_at(ema.num_updates - 1)
+                        if log is not None:
+                            log.write(json.dumps(record) + "\n")
+                        bar.set_postfix(loss=f"{state.loss:.4g}")
+                    bar.update(1)
+                    due = checkpoint_every is not None and state.step % checkpoint_every == 0
+                    if ckpt_root is not None and (due or state.step == steps):
+                        if log is not None:
+                            log.flush()
+                        state.checkpoint = _save(
+                            ckpt_root, state.step, par=par, optimizer=optimizer, ema=ema,
+                            noise=noise, batches=batches, run=run, config=config,
+                            keep_last=keep_last, writer=writer,
+                        )  # fmt: skip
+                par.finish(ema)
         finally:
             bar.close()
             if log is not None:
@@ -395,51 +441,64 @@ class _LoopState:
     loss: float | None = None
 
 
-def _train_step(
-    model: nn.Module,
-    loss_fn: LossFn,
-    batches: _Batches,
-    optimizer: torch.optim.Optimizer,
-    noise: torch.Generator,
-    *,
-    step: int,
-    lr_schedule: Callable[[int], float] | None,
-    grad_accum: int,
-    grad_clip: float | None,
-    bf16: bool,
-    device: torch.device,
-) -> tuple[Tensor, Tensor | None]:
-    """One optimizer step over `grad_accum` micro-batches; returns (mean loss, grad norm)."""
-    if lr_schedule is not None:
-        factor = float(lr_schedule(step))
-        for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"] * factor
-    total = torch.zeros((), device=device)
-    for micro in range(grad_accum):
-        batch = _to_device(batches.next(), device)
-        with (
-            _no_sync(model, micro == grad_accum - 1),
-            torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16),
-        ):
-            loss = loss_fn(model, batch, noise)
-            if not isinstance(loss, Tensor) or loss.ndim != 0:
-                shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
-                raise ValueError(f"`loss_fn` must return a scalar tensor, got {shape}.")
-        (loss.float() / grad_accum).backward()
-        total += loss.detach().float()
-    grad_norm = None
-    if grad_clip is not None:
-        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return total / grad_accum, grad_norm
+@dataclass
+class _Stepper:
+    """One optimizer step over this rank's micro-batches of the global batch."""
+
+    par: Parallel
+    loss_fn: LossFn
+    batches: _Batches
+    optimizer: torch.optim.Optimizer
+    noise: torch.Generator
+    seed: int
+    world: int
+    rank: int
+    lr_schedule: Callable[[int], float] | None
+    grad_accum: int
+    grad_clip: float | None
+    bf16: bool
+    device: torch.device
+
+    def __call__(self, step: int) -> tuple[Tensor, Tensor | None]:
+        """Run optimizer step `step`; returns (this rank's mean loss, global grad norm)."""
+        if self.lr_schedule is not None:
+            factor = float(self.lr_schedule(step))
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * factor
+        per_step = self.grad_accum * self.world
+        total = torch.zeros((), device=self.device)
+        for j in range(per_step):
+            if j % self.world != self.rank:
+                self.batches.skip()
+                continue
+            micro = step * per_step + j  # index of the micro-batch in the whole run
+            self.noise.manual_seed(derive_seed(self.seed, _NOISE_STREAM, micro))
+            _seed_global_rng(self.device, derive_seed(self.seed, _GLOBAL_STREAM, micro))
+            batch = _to_device(self.batches.next(), self.device)
+            with self.par.no_sync(j >= per_step - self.world):
+                with torch.autocast(
+                    device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16
+                ):
+                    loss = self.loss_fn(self.par.module, batch, self.noise)
+                if not isinstance(loss, Tensor) or loss.ndim != 0:
+                    shape = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+                    raise ValueError(f"`loss_fn` must return a scalar tensor, got {shape}.")
+                (loss.float() / self.grad_accum).backward()
+            total += loss.detach().float()
+        grad_norm = None
+        if self.grad_clip is not None:
+            norm = nn.utils.clip_grad_norm_(self.par.module.parameters(), self.grad_clip)
+            grad_norm = self.par.grad_norm(norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return total / self.grad_accum, grad_norm
 
 
 def _save(
     root: Path,
     step: int,
     *,
-    model: nn.Module,
+    par: Parallel,
     optimizer: torch.optim.Optimizer,
     ema: EMA | None,
     noise: torch.Generator,
@@ -447,23 +506,31 @@ def _save(
     run: Mapping[str, Any],
     config: Any,
     keep_last: int | None,
+    writer: bool,
 ) -> Path:
+    """Gather full states on every rank; rank 0 writes; all wait for it."""
     name = f"step-{step:0{_STEP_DIGITS}d}"
-    path = save_checkpoint(
-        root / name,
-        model=model,
-        step=step,
-        optimizer=optimizer,
-        ema=ema,
-        generators={"noise": noise},
-        config=config,
-        state={**run, **batches.state()},
-    )
-    atomic_write_bytes(root / LATEST, (name + "\n").encode())
-    if keep_last is not None:
-        old = sorted((p for p in root.glob("step-*") if p.is_dir() and p != path), key=_step_key)
-        for stale in old[: max(0, len(old) - (keep_last - 1))]:
-            shutil.rmtree(stale, ignore_errors=True)
+    path = root / name
+    model_state, opt_state, ema_state = par.full_states(optimizer, ema)
+    if writer:
+        save_checkpoint(
+            path,
+            model=model_state,
+            step=step,
+            optimizer=opt_state,
+            ema=ema_state,
+            generators={"noise": noise},
+            config=config,
+            state={**run, **batches.state()},
+        )
+        atomic_write_bytes(root / LATEST, (name + "\n").encode())
+        if keep_last is not None:
+            old = sorted(
+                (p for p in root.glob("step-*") if p.is_dir() and p != path), key=_step_key
+            )
+            for stale in old[: max(0, len(old) - (keep_last - 1))]:
+                shutil.rmtree(stale, ignore_errors=True)
+    dist_utils.barrier()
     return path
 
 
@@ -483,20 +550,31 @@ def _resume(
     batches: _Batches,
     run: Mapping[str, Any],
 ) -> int:
+    """Load a checkpoint (on every rank) into the still unwrapped model; returns its step."""
     ckpt = load_checkpoint(
-        path,
-        model=_unwrap_model(model),
-        optimizer=optimizer,
-        ema=ema,
-        generators={"noise": noise},
-        restore_global_rng=True,
+        path, model=model, optimizer=optimizer, ema=ema, generators={"noise": noise}
     )
     saved = ckpt.state if isinstance(ckpt.state, dict) else {}
-    for key, value in run.items():
-        if key in saved and saved[key] != value:
+    for key in ("seed", "batch_size", "n"):
+        if key in saved and saved[key] != run[key]:
             raise ValueError(
                 f"cannot resume {str(path)!r} exactly: it was trained with {key}={saved[key]}, "
-                f"this call has {key}={value}."
+                f"this call has {key}={run[key]}."
+            )
+    if "grad_accum" in saved:
+        saved_world = int(saved.get("world_size", 1))
+        per_step = int(saved["grad_accum"]) * saved_world
+        if per_step != run["grad_accum"] * run["world_size"]:
+            hint = (
+                f"use grad_accum={per_step // run['world_size']}"
+                if per_step % run["world_size"] == 0
+                else f"use a number of ranks that divides {per_step}"
+            )
+            raise ValueError(
+                f"cannot resume {str(path)!r} with the same global batch: it was trained with "
+                f"grad_accum={saved['grad_accum']} on {saved_world} rank(s) ({per_step} "
+                f"micro-batches per step), this call has grad_accum={run['grad_accum']} on "
+                f"{run['world_size']} rank(s); {hint}."
             )
     if "epoch" not in saved or "cursor" not in saved:
         raise CheckpointError(f"{str(path)!r} has no data position (epoch, cursor) to resume.")
