@@ -11,6 +11,7 @@ Subpackages: :mod:`diffcore.processes`, :mod:`diffcore.predictions`, :mod:`diffc
 
 from importlib.metadata import version as _version
 
+from . import discrete  # noqa: F401  (diffcore.discrete: token-sequence diffusion)
 from .likelihood import LikelihoodOutput, log_likelihood
 from .objectives import DenoisingScoreMatching, FlowMatching
 from .predictions import Denoiser, Prediction, convert
