@@ -36,12 +36,19 @@ def _coefficients(coeffs: Sequence[Tensor | float], like: Tensor) -> Tensor:
 def lincomb_reference(coeffs: Sequence[Tensor | float], tensors: Sequence[Tensor]) -> Tensor:
     """The torch twin of :func:`lincomb` (accumulates in float32, or float64 for float64)."""
     like = tensors[0]
-    table = _coefficients(coeffs, like)
+    acc = torch.float64 if like.dtype == torch.float64 else torch.float32
+    b = like.shape[0] if like.ndim else 1
     shape = (-1,) + (1,) * (like.ndim - 1)
-    acc = table.dtype
-    out = table[0].reshape(shape) * tensors[0].to(acc)
-    for c, t in zip(table[1:], tensors[1:], strict=True):
-        out = out + c.reshape(shape) * t.to(acc)
+    out: Tensor | None = None
+    for c, t in zip(coeffs, tensors, strict=True):
+        c = torch.as_tensor(c, dtype=acc, device=like.device)
+        if c.numel() not in (1, b):
+            raise ValueError(
+                f"a coefficient must be a scalar or have shape ({b},), got {tuple(c.shape)}"
+            )
+        term = (c.reshape(shape) if c.numel() > 1 else c.reshape(())) * t.to(acc)
+        out = term if out is None else out + term
+    assert out is not None
     return out.to(like.dtype)
 
 

@@ -125,6 +125,34 @@ class GaussianProcess(Process):
         return -0.5 * sq / s**2 - d * (math.log(s) + 0.5 * math.log(2 * math.pi))
 
 
+_MEMO_SIZE = 2048
+
+
+def _memo(process: object, name: str, t: Tensor, compute) -> Tensor:
+    """``compute(t)``, remembered per process for the last few time tensors.
+
+    A step rule asks for alpha, sigma and lambda at the same few time tensors many times per
+    step (and at the history's times on later steps); for table schedules each ask is an
+    interpolation. Entries are keyed by the tensor object itself (held, so its id cannot be
+    reused) and its version counter (so an in-place change invalidates them).
+    """
+    memo = process.__dict__.get("_memo_cache")
+    if memo is None:
+        memo = {}
+        object.__setattr__(process, "_memo_cache", memo)
+    if t.is_inference():  # no version counter to check: do not remember
+        return compute(t)
+    key = (name, id(t))
+    hit = memo.get(key)
+    if hit is not None and hit[0] is t and hit[1] == t._version:
+        return hit[2]
+    value = compute(t)
+    if len(memo) >= _MEMO_SIZE:
+        memo.pop(next(iter(memo)))
+    memo[key] = (t, t._version, value)
+    return value
+
+
 def _derivative(fn, t: Tensor) -> Tensor:
     t = _as_float_tensor(t)
     with torch.enable_grad():
@@ -162,23 +190,48 @@ class _VPBase(GaussianProcess):
 
     variance_preserving: ClassVar[bool] = True
 
-    def log_alpha(self, t: Tensor) -> Tensor:
-        """Log alpha(t)."""
+    def _log_alpha(self, t: Tensor) -> Tensor:
+        """Log alpha(t), uncached: what subclasses implement."""
         raise NotImplementedError
+
+    def log_alpha(self, t: Tensor) -> Tensor:
+        """Log alpha(t), remembered for the last few time tensors (see :func:`_memo`)."""
+        t = _as_float_tensor(t)
+        return _memo(self, "log_alpha", t, self._log_alpha)
+
+    def prefetch(self, times: list[Tensor]) -> None:
+        """Compute alpha, sigma and lambda at every tensor of ``times`` at once, and remember.
+
+        The sampling loop calls this with its grid's time tensors, so the steps find every
+        coefficient ready instead of interpolating tables at every call.
+        """
+        if not times or 3 * len(times) > _MEMO_SIZE or any(t.is_inference() for t in times):
+            return
+        stacked = _as_float_tensor(torch.stack(times))
+        for name, fn in (("alpha", self.alpha), ("sigma", self.sigma), ("lambda", self.lambda_)):
+            for t, v in zip(times, fn(stacked).unbind(0), strict=True):
+                _memo(self, name, t, lambda _u, v=v: v)
 
     def d_log_alpha(self, t: Tensor) -> Tensor:
         """D log alpha / dt."""
         return _derivative(self.log_alpha, t)
 
     def alpha(self, t):  # noqa: D102
-        return torch.exp(self.log_alpha(_as_float_tensor(t)))
+        t = _as_float_tensor(t)
+        return _memo(self, "alpha", t, lambda u: torch.exp(self.log_alpha(u)))
 
     def sigma(self, t):  # noqa: D102
-        return torch.sqrt(-torch.expm1(2 * self.log_alpha(_as_float_tensor(t))))
+        t = _as_float_tensor(t)
+        return _memo(self, "sigma", t, lambda u: torch.sqrt(-torch.expm1(2 * self.log_alpha(u))))
 
     def lambda_(self, t):  # noqa: D102
-        la = self.log_alpha(_as_float_tensor(t))
-        return la - 0.5 * torch.log(-torch.expm1(2 * la))
+        t = _as_float_tensor(t)
+
+        def compute(u: Tensor) -> Tensor:
+            la = self.log_alpha(u)
+            return la - 0.5 * torch.log(-torch.expm1(2 * la))
+
+        return _memo(self, "lambda", t, compute)
 
     def d_alpha(self, t):  # noqa: D102
         t = _as_float_tensor(t)
@@ -217,7 +270,7 @@ class LinearVP(_UnitTime, _VPBase):
     beta_max: float = 20.0
     t_eps: float = field(default=1e-3)
 
-    def log_alpha(self, t):  # noqa: D102
+    def _log_alpha(self, t):  # noqa: D102
         return _linear_vp_log_alpha(_as_float_tensor(t), self.beta_min, self.beta_max)
 
     def d_log_alpha(self, t):  # noqa: D102
@@ -254,7 +307,7 @@ class CosineVP(_VPBase):
     def _log_cos0(self) -> float:
         return math.log(math.cos(self.s / (1 + self.s) * math.pi / 2))
 
-    def log_alpha(self, t):  # noqa: D102
+    def _log_alpha(self, t):  # noqa: D102
         t = _as_float_tensor(t)
         return torch.log(torch.cos((t + self.s) / (1 + self.s) * math.pi / 2)) - self._log_cos0()
 
@@ -321,7 +374,7 @@ class DiscreteVP(_UnitTime, _VPBase):
             cache[key] = (ts.to(like.device, like.dtype), la.to(like.device, like.dtype))
         return cache[key]
 
-    def log_alpha(self, t):  # noqa: D102
+    def _log_alpha(self, t):  # noqa: D102
         t = _as_float_tensor(t)
         ts, la = self._knots(t)
         return _interp(t, ts, la)

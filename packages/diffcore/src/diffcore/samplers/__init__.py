@@ -12,7 +12,9 @@ from .dpm import (
     SDEDPMSolverPP2M,
     UniPC,
 )
+from .dpm_v3 import DPMSolverV3, ModelStatistics, estimate_statistics
 from .grids import append_zero, given, karras, quadratic_t, uniform_lambda, uniform_t
+from .learned import LearnedMultistep, fit_multistep
 from .loop import SampleOutput, sample
 from .momentum import GHVB, DPMSolverPP2MHeavyBall, PLMSHeavyBall
 from .ode import RK4, DormandPrince, Euler, Heun, Midpoint, RFSolver
@@ -24,7 +26,7 @@ from .sde import (
     PredictorCorrector,
     ReverseDiffusion,
 )
-from .search import searched_grid
+from .search import learned_grid, searched_grid
 from .split import sample_n
 
 __all__ = [
@@ -63,6 +65,12 @@ __all__ = [
     "sample_n",
     "searched_grid",
     "time_score_from_log_density",
+    "learned_grid",
+    "fit_multistep",
+    "LearnedMultistep",
+    "estimate_statistics",
+    "ModelStatistics",
+    "DPMSolverV3",
     "uniform_lambda",
     "uniform_t",
 ]

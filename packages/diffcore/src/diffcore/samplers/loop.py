@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from ..tree import Tree, all_finite, batch_size, first_leaf, tree_map
+from ..tree import Tree, all_finite, batch_size, first_leaf, leaves, tree_map
 from .base import StepRule
 
 
@@ -89,8 +89,12 @@ def sample(
     state = rule.init(x)
     trajectory = [x] if return_trajectory else []
     n = grid.shape[0] - 1
+    times = list(grid.unbind(0))  # one tensor per grid time, shared by consecutive steps
+    for p in leaves(process):
+        if hasattr(p, "prefetch"):  # schedules computed once for the whole grid
+            p.prefetch(times)
     for i in tqdm(range(n), disable=not progress, desc=f"sampling ({rule})", leave=False):
-        t0, t1 = grid[i], grid[i + 1]
+        t0, t1 = times[i], times[i + 1]
         x, state = rule.step(model, x, t0, t1, state, generator=generator)
         x = tree_map(lambda xi, p: p.project(xi), x, process)
         if check_finite and not all_finite(x):

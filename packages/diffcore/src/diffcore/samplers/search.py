@@ -1,4 +1,6 @@
-"""Searched time grids: choose the steps by dynamic programming against a teacher trajectory.
+"""Time grids fitted to a model: dynamic programming (GITS) and gradient descent (LD3).
+
+``searched_grid``: a dynamic programme over the points of a fine grid.
 
 Following GITS (Chen et al. 2024, "On the Trajectory Regularity of ODE-based Diffusion
 Sampling", arXiv:2405.11326): a few calibration samples are solved accurately along a fine grid
@@ -7,6 +9,12 @@ first-order step (DPM-Solver++(1) = DDIM) started on the teacher at i, measured 
 teacher at j; and the n-step path from the first to the last fine point with the least total
 cost is found by dynamic programming. Each fine point needs one network evaluation, so the
 search costs as many NFE as the fine grid has points (plus the teacher's solve).
+
+``learned_grid``: following LD3 (Tong et al. 2025, "Learning to Discretize Denoising Diffusion
+ODEs", arXiv:2405.15506), the times of an n-step grid are parameters, trained by gradient
+descent so that the sampler's endpoints from calibration starts match a teacher's endpoints
+(differentiating through the sampler with respect to the times). Any deterministic step rule
+works, so the grid is fitted for the rule it will be used with.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from tqdm.auto import tqdm
 
 from ..tree import Tree, leaves, tree_map
 from .dpm import DPMSolverPP3M, _first_order_pp
@@ -89,3 +98,81 @@ def searched_grid(
     for k in range(n, 0, -1):
         path.append(int(back[k, path[-1]]))
     return fine[list(reversed(path))].to(torch.float64)
+
+
+def learned_grid(
+    model: Any,
+    rule: Any,
+    x: Tree,
+    init: Tensor,
+    *,
+    teacher: Tree | None = None,
+    iterations: int = 200,
+    lr: float = 0.05,
+    progress: bool = False,
+) -> Tensor:
+    """The grid with ``init``'s length and end points that ``rule`` follows best (LD3).
+
+    The interior times are ``t_k = t_0 prod_{j <= k} sigmoid(theta_j)`` (strictly decreasing,
+    positive); a final time of 0 in ``init`` stays fixed, so the grid still ends at sigma = 0.
+    ``theta`` starts at ``init`` and is fitted by Adam on the mean squared error between the
+    endpoints of ``sample(model, x, grid, rule)`` and ``teacher``.
+
+    Args:
+        model: a Denoiser (or guidance wrapper) differentiable in ``x`` and ``t``.
+        rule: the deterministic step rule the grid is for.
+        x: calibration starts (B, *S) or a tree, drawn like the real starts but with another
+            seed than the evaluation.
+        init: (n + 1,) decreasing starting grid, e.g. ``uniform_t(process, n)``.
+        teacher: endpoints of an accurate solve from ``x``; by default DPM-Solver++(3M) on
+            ``init`` refined 64 times.
+        iterations: Adam steps.
+        lr: Adam learning rate on ``theta``.
+        progress: show a progress bar.
+
+    Returns:
+        (n + 1,) float64 grid with the first (and a zero last) time of ``init``.
+    """
+    init = given(init)
+    if getattr(rule, "stochastic", False):
+        raise ValueError(f"learned_grid fits deterministic rules; {rule} is stochastic")
+    if teacher is None:
+        pieces = [
+            torch.linspace(float(init[i]), float(init[i + 1]), 65, dtype=torch.float64)[:-1]
+            for i in range(len(init) - 1)
+        ]
+        fine = torch.cat([*pieces, init[-1:]])
+        teacher = sample(model, x, fine, DPMSolverPP3M(), progress=False).x
+    ends_at_zero = bool(init[-1] == 0)
+    free = init[1:-1] if ends_at_zero else init[1:]
+    ratios = free / torch.cat([init[:1], free[:-1]])
+    theta = torch.logit(ratios.clamp(1e-6, 1 - 1e-6)).detach().requires_grad_(True)
+    opt = torch.optim.Adam([theta], lr=lr)
+
+    def grid_of(th: Tensor) -> Tensor:
+        times = init[0] * torch.cumprod(torch.sigmoid(th), 0)
+        parts = [init[:1], times] + ([init[-1:]] if ends_at_zero else [])
+        return torch.cat(parts)
+
+    def loss_of(th: Tensor) -> Tensor:
+        out = sample(model, x, grid_of(th), rule, progress=False, check_finite=False).x
+        return sum(
+            (a - b).double().pow(2).mean()
+            for a, b in zip(leaves(out), leaves(teacher), strict=True)
+        )
+
+    best_loss, best_theta = float("inf"), theta.detach().clone()
+    for _ in tqdm(range(iterations), disable=not progress, desc="learning the grid"):
+        opt.zero_grad()
+        loss = loss_of(theta)
+        value = float(loss.detach())
+        if value < best_loss:  # NaN compares False
+            best_loss, best_theta = value, theta.detach().clone()
+        loss.backward()
+        if theta.grad is not None and not bool(torch.isfinite(theta.grad).all()):
+            theta.grad.zero_()
+        opt.step()
+    with torch.no_grad():
+        final = float(loss_of(theta))
+    chosen = theta.detach() if final < best_loss else best_theta
+    return grid_of(chosen).detach()
