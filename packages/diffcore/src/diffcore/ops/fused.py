@@ -41,6 +41,10 @@ def lincomb_reference(coeffs: Sequence[Tensor | float], tensors: Sequence[Tensor
     shape = (-1,) + (1,) * (like.ndim - 1)
     out: Tensor | None = None
     for c, t in zip(coeffs, tensors, strict=True):
+        if isinstance(c, float | int):  # a host scalar: no tensor to make
+            term = t.to(acc) * c
+            out = term if out is None else out + term
+            continue
         c = torch.as_tensor(c, dtype=acc, device=like.device)
         if c.numel() not in (1, b):
             raise ValueError(

@@ -8,6 +8,7 @@ maps ``(x, t)`` to a :class:`~diffcore.predictions.Prediction`, guidance wrapper
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -67,3 +68,24 @@ def noise_like(x: Tree, process: Any, generator: torch.Generator | None) -> Tree
 def safe_div(a: Tensor, b: Tensor) -> Tensor:
     """A / b with 0 where b == 0 (the limit used by final steps to sigma = 0)."""
     return torch.where(b == 0, torch.zeros_like(a), a / torch.where(b == 0, torch.ones_like(b), b))
+
+
+def host_scalars(*values: Tensor) -> tuple[Any, ...]:
+    """The values as Python floats when all are 0-d CPU tensors outside autograd, else as given.
+
+    Step coefficients are a dozen scalar operations per step; on the host, float arithmetic
+    costs nanoseconds where each 0-d tensor operation costs microseconds. Tensors on an
+    accelerator, per-sample (B,) times and times that carry gradients (fitted grids) keep
+    the tensor path. Use with :func:`expm1`.
+    """
+    if all(
+        isinstance(v, Tensor) and v.ndim == 0 and v.device.type == "cpu" and not v.requires_grad
+        for v in values
+    ):
+        return tuple(v.item() for v in values)
+    return values
+
+
+def expm1(v: Any) -> Any:
+    """``expm1`` of a float or a tensor."""
+    return math.expm1(v) if isinstance(v, float) else torch.expm1(v)

@@ -11,6 +11,7 @@ into sigma = 0 uses the exact first-order limit ``x1 = alpha1 x0_hat``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -19,7 +20,7 @@ from torch import Tensor
 
 from ..ops.fused import lincomb
 from ..tree import Tree, broadcast_leaves, tree_map
-from .base import StepRule, coef, noise_like
+from .base import StepRule, coef, expm1, host_scalars, noise_like
 
 
 def _final(process: Any, x: Tree, t1: Tensor) -> bool:
@@ -223,8 +224,11 @@ def _usable_order(process: Any, x: Tree, hist: _History, wanted: int, t1: Tensor
     order = min(wanted, len(hist.times))
     ref = _ref_process(process, x)
     while order > 1:
-        lams = torch.stack([ref.lambda_(t) for t in hist.times[-order:]])
-        if bool(torch.isfinite(lams).all()):
+        lams = host_scalars(*[ref.lambda_(t) for t in hist.times[-order:]])
+        if all(
+            math.isfinite(v) if isinstance(v, float) else bool(torch.isfinite(v).all())
+            for v in lams
+        ):
             break
         order -= 1
     return order
@@ -306,20 +310,22 @@ def _multistep_low(process, x, hist: _History, order: int, t0: Tensor, t1: Tenso
     if order == 1:
 
         def first(xi, m0, p):
-            h = p.lambda_(t1) - p.lambda_(t0)
-            c_x, c_0 = p.sigma(t1) / p.sigma(t0), -p.alpha(t1) * torch.expm1(-h)
-            return lincomb([c_x, c_0], [xi, m0])
+            l0, l1, s0, s1, a1 = host_scalars(
+                p.lambda_(t0), p.lambda_(t1), p.sigma(t0), p.sigma(t1), p.alpha(t1)
+            )
+            return lincomb([s1 / s0, -a1 * expm1(l0 - l1)], [xi, m0])
 
         return tree_map(first, x, hist.x0s[-1], process)
     t_prev = hist.times[-2]
 
     def second(xi, m1, m0, p):
-        h = p.lambda_(t1) - p.lambda_(t0)
-        r = (p.lambda_(t0) - p.lambda_(t_prev)) / h
-        c = -p.alpha(t1) * torch.expm1(-h)
-        return lincomb(
-            [p.sigma(t1) / p.sigma(t0), c * (1 + 1 / (2 * r)), -c / (2 * r)], [xi, m0, m1]
+        lp, l0, l1, s0, s1, a1 = host_scalars(
+            p.lambda_(t_prev), p.lambda_(t0), p.lambda_(t1), p.sigma(t0), p.sigma(t1), p.alpha(t1)
         )
+        h = l1 - l0
+        r = (l0 - lp) / h
+        c = -a1 * expm1(-h)
+        return lincomb([s1 / s0, c * (1 + 1 / (2 * r)), -c / (2 * r)], [xi, m0, m1])
 
     return tree_map(second, x, hist.x0s[-2], hist.x0s[-1], process)
 
