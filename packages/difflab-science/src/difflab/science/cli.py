@@ -16,4 +16,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         return 0
 
     parser.set_defaults(func=_print_help)
-    parser.add_subparsers(title="commands", dest="science_command", metavar="COMMAND")
+    sub = parser.add_subparsers(title="commands", dest="science_command", metavar="COMMAND")
+    from .gdss import cli as gdss_cli
+
+    gdss_cli.register(sub)
