@@ -158,3 +158,17 @@ def test_config_errors():
         lagrangian_residuals(
             lambda a, b: (a, b), Convection(), torch.zeros(3), torch.zeros(4), torch.zeros(2)
         )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("beta", [30.0, 50.0])
+def test_lpinn_beats_pinn_on_convection_failure_mode(beta):
+    # Krishnapriyan et al. 2021: the Eulerian PINN fails for large beta; the LPINN does not.
+    # Budget: 500 Adam + 500 L-BFGS iterations, 2000 collocation points, 4 x 50 tanh layers.
+    from difflab.physics.lpinn import compare
+
+    config = get_config("convection", beta=beta, adam_steps=500, lbfgs_steps=500)
+    result = compare(config, progress=False)
+    print(f"beta={beta:g}: LPINN rel. L2 {result.lpinn.rel_l2:.3e}, PINN {result.pinn.rel_l2:.3e}")
+    assert result.lpinn.rel_l2 < 0.05
+    assert result.pinn.rel_l2 > 0.5

@@ -102,6 +102,12 @@ class LagrangianPINN(nn.Module):
         self.t_max, self.speed_scale = t_max, speed_scale
         self.characteristic = MLP(self.embed.dim + 1, 1, hidden=hidden, depth=depth)
         self.solution = MLP(self.embed.dim + 1, 1, hidden=hidden, depth=depth)
+        # Particles start at rest (x = xi, so x_xi = 1): a random initial map can fold
+        # (x_xi <= 0), where the Lagrangian u_xx = (u_xi / x_xi)_xi / x_xi is singular.
+        last = self.characteristic.net[-1]
+        if isinstance(last, nn.Linear):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, xi: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
         """``xi`` (N,), ``t`` (N,) -> path ``x`` (N,), state ``u`` (N,)."""

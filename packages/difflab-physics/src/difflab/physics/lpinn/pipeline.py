@@ -205,6 +205,7 @@ def _fit(
     t1 = time.perf_counter()
     if config.lbfgs_steps:
         backup = [p.detach().clone() for p in params]
+        before = float(loss_fn()[0].detach())
         lbfgs = torch.optim.LBFGS(
             params,
             lr=1.0,
@@ -226,8 +227,8 @@ def _fit(
 
         lbfgs.step(closure)
         bar.close()
-        final, _ = loss_fn()
-        if not math.isfinite(float(final.detach())):  # line search diverged: keep the Adam solution
+        final = float(loss_fn()[0].detach())
+        if not math.isfinite(final) or final > before:  # L-BFGS diverged: keep the Adam result
             with torch.no_grad():
                 for p, b in zip(params, backup, strict=True):
                     p.copy_(b)
@@ -373,6 +374,7 @@ class Comparison:
                 "final_loss": tr.history[-1] if tr.history else None,
                 "loss_terms": tr.terms,
                 "evaluations": len(tr.history),
+                "parameters": sum(p.numel() for p in tr.model.parameters()),
                 "adam_seconds": round(tr.adam_seconds, 2),
                 "lbfgs_seconds": round(tr.lbfgs_seconds, 2),
             }
@@ -418,7 +420,8 @@ def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
         (axes[1, 2], np.abs(ev_p.u - ev_p.u_exact), "|PINN - exact|"),
     ]
     for ax, img, title in panels:
-        im = ax.imshow(img.T, origin="lower", aspect="auto", extent=extent, cmap="RdBu_r")
+        cmap = "viridis" if title.startswith("|") else "RdBu_r"
+        im = ax.imshow(img.T, origin="lower", aspect="auto", extent=extent, cmap=cmap)
         ax.set(title=title, xlabel="t", ylabel="x")
         fig.colorbar(im, ax=ax)
     ax = axes[1, 0]

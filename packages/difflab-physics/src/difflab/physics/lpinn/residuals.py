@@ -41,6 +41,8 @@ __all__ = [
     "sample_collocation",
 ]
 
+_MIN_JACOBIAN = 1e-3  # floor of dx/dxi in the Lagrangian chain rule (numerical guard)
+
 LagrangianField = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 EulerianField = Callable[[Tensor, Tensor], Tensor]
 
@@ -122,7 +124,13 @@ class LagrangianResiduals:
 
 
 def lagrangian_residuals(
-    field: LagrangianField, problem: Problem, xi: Tensor, t: Tensor, xi0: Tensor
+    field: LagrangianField,
+    problem: Problem,
+    xi: Tensor,
+    t: Tensor,
+    xi0: Tensor,
+    *,
+    min_jacobian: float = _MIN_JACOBIAN,
 ) -> LagrangianResiduals:
     """Residuals of a Lagrangian field ``(xi, t) -> (x, u)`` (e.g. `LagrangianPINN`).
 
@@ -132,6 +140,8 @@ def lagrangian_residuals(
         xi: (N,) labels of the interior points.
         t: (N,) their times.
         xi0: (M,) labels where the initial condition is imposed.
+        min_jacobian: floor of ``x_xi`` in the chain rule (a numerical guard: a folded map,
+            ``x_xi <= 0``, is unphysical and makes ``u_xx`` singular). Only used if ``nu > 0``.
 
     Returns:
         The four residual vectors (graph kept, so they can be backpropagated).
@@ -144,7 +154,7 @@ def lagrangian_residuals(
     r_x = _grad(x, t) - problem.velocity(u)
     r_u = _grad(u, t)
     if problem.nu > 0:
-        x_xi = _grad(x, xi)
+        x_xi = _grad(x, xi).clamp_min(min_jacobian)
         u_x = _grad(u, xi) / x_xi
         u_xx = _grad(u_x, xi) / x_xi
         r_u = r_u - problem.nu * u_xx
