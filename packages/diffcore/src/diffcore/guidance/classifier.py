@@ -17,10 +17,11 @@ import torch
 from torch import Tensor
 
 from ..predictions import Prediction
+from ._wrapper import WrapsModel
 
 
 @dataclass
-class ClassifierGuidance:
+class ClassifierGuidance(WrapsModel):
     """Guide ``model`` with the gradient of a noisy classifier's log-probability.
 
     Has the face of a Denoiser (``process``, ``nfe``, ``__call__``), so it composes with the
@@ -41,16 +42,6 @@ class ClassifierGuidance:
     classifier: Callable[[Tensor, Tensor], Tensor]
     scale: float = 1.0
     label: int | Tensor | None = None
-
-    @property
-    def process(self) -> Any:
-        """The guided model's process."""
-        return self.model.process
-
-    @property
-    def nfe(self) -> int:
-        """Network evaluations of the guided model (classifier calls are not counted)."""
-        return self.model.nfe
 
     def log_prob(self, x: Tensor, t: Tensor) -> Tensor:
         """``log p(c | x_t, t)``, (B,), for (B, *S) ``x`` and () or (B,) ``t``."""

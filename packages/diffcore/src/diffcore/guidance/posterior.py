@@ -25,6 +25,7 @@ from torch import Tensor
 from ..operators import LinearOperator, conjugate_gradient
 from ..predictions import Prediction
 from ..tree import expand_like
+from ._wrapper import WrapsModel
 
 METHODS = ("dps", "pigdm")
 _CG_STEPS = 50
@@ -32,7 +33,7 @@ _CG_TOL = 1e-10  # relative residual
 
 
 @dataclass
-class PosteriorSampling:
+class PosteriorSampling(WrapsModel):
     """Guide a (single-tensor) prior ``model`` toward measurements ``y = A x + noise``.
 
     Attributes:
@@ -62,16 +63,6 @@ class PosteriorSampling:
             raise ValueError("`y` contains NaN or inf")
         if self.noise_std < 0:
             raise ValueError(f"`noise_std` must be >= 0, got {self.noise_std}")
-
-    @property
-    def process(self) -> Any:
-        """The prior's process."""
-        return self.model.process
-
-    @property
-    def nfe(self) -> int:
-        """Network evaluations of the prior (each with a backward pass)."""
-        return self.model.nfe
 
     def _pigdm_vector(self, residual: Tensor, r2: Tensor) -> Tensor:
         """Solve (sigma_y^2 I + r_t^2 A A^T) v = residual by conjugate gradients."""

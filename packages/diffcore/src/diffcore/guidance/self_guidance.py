@@ -24,12 +24,13 @@ from torch import Tensor
 
 from ..predictions import Prediction
 from ..tree import expand_like
+from ._wrapper import WrapsModel
 
 LOSSES = ("mse", "quantile")
 
 
 @dataclass
-class ObservationGuidance:
+class ObservationGuidance(WrapsModel):
     """Self-guide a (single-tensor) model toward observed entries ``y`` where ``mask`` is 1.
 
     Attributes:
@@ -57,16 +58,6 @@ class ObservationGuidance:
         observed = torch.where(self.mask.to(torch.bool), self.y, torch.zeros_like(self.y))
         if not bool(torch.isfinite(observed).all()):
             raise ValueError("`y` has NaN or inf at observed positions")
-
-    @property
-    def process(self) -> Any:
-        """The model's process."""
-        return self.model.process
-
-    @property
-    def nfe(self) -> int:
-        """Network evaluations of the model (each with a backward pass)."""
-        return self.model.nfe
 
     def log_likelihood(self, x0: Tensor) -> Tensor:
         """``log p(y | x0_hat)`` per sample (B,) up to a constant, for (B, *S) ``x0``."""

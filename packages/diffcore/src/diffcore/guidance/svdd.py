@@ -30,6 +30,7 @@ from ..processes.gaussian import GaussianProcess
 from ..samplers.base import StepRule
 from ..samplers.loop import sample
 from ..tree import Tree, batch_size, broadcast_leaves, first_leaf, tree_map
+from ._wrapper import WrapsModel
 
 ValueFn = Callable[[Any, Tree, Tensor], Tensor]
 
@@ -53,7 +54,7 @@ def _at_data_end(process: Any, x: Tree, t: Tensor) -> Tensor:
     return out
 
 
-class _Shared:
+class _Shared(WrapsModel):
     """A model seen through M identical copies of each sample.
 
     A call on the repeated start state itself evaluates the network once per sample and repeats
@@ -62,14 +63,6 @@ class _Shared:
 
     def __init__(self, model: Any, x: Tree, xr: Tree, m: int) -> None:
         self.model, self.x, self.xr, self.m = model, x, xr, m
-
-    @property
-    def process(self) -> Any:
-        return self.model.process
-
-    @property
-    def nfe(self) -> int:
-        return self.model.nfe
 
     def __call__(self, x: Tree, t: Tensor) -> Prediction:
         t = torch.as_tensor(t)

@@ -17,12 +17,13 @@ from torch import Tensor
 
 from ..predictions import Prediction
 from ..tree import Tree, tree_map
+from ._wrapper import WrapsModel
 
 _DEFAULT_PERCENTILE = 0.995  # diffusers' `dynamic_thresholding_ratio` default for Imagen's p
 
 
 @dataclass
-class DynamicThresholding:
+class DynamicThresholding(WrapsModel):
     """Wrap a model so that its ``x0`` prediction is dynamically thresholded, leaf by leaf.
 
     Attributes:
@@ -47,16 +48,6 @@ class DynamicThresholding:
             raise ValueError(
                 f"`max_threshold` ({self.max_threshold}) must be >= `bound` ({self.bound})"
             )
-
-    @property
-    def process(self) -> Any:
-        """The wrapped model's process."""
-        return self.model.process
-
-    @property
-    def nfe(self) -> int:
-        """Network evaluations of the wrapped model."""
-        return self.model.nfe
 
     def threshold(self, x0: Tree) -> Tree:
         """Threshold a data prediction: each (B, *S) leaf to ``[-bound, bound]``."""
