@@ -172,3 +172,14 @@ def test_lpinn_beats_pinn_on_convection_failure_mode(beta):
     print(f"beta={beta:g}: LPINN rel. L2 {result.lpinn.rel_l2:.3e}, PINN {result.pinn.rel_l2:.3e}")
     assert result.lpinn.rel_l2 < 0.05
     assert result.pinn.rel_l2 > 0.5
+
+
+def test_sweep_beta_and_public_names():
+    import difflab.physics.lpinn as lpinn
+    from difflab.physics.lpinn import sweep_beta
+
+    for name in lpinn.__all__:
+        assert hasattr(lpinn, name), name
+    res = sweep_beta([1.0, 10.0], quick=True, progress=False, adam_steps=3, lbfgs_steps=0)
+    assert sorted(res) == [1.0, 10.0]
+    assert res[10.0].config.beta == 10.0 and res[10.0].metrics()["lpinn"]["rel_l2"] > 0

@@ -46,6 +46,7 @@ __all__ = [
     "evaluate_pinn",
     "get_config",
     "plot_comparison",
+    "sweep_beta",
     "train_lpinn",
     "train_pinn",
     "write_metrics",
@@ -127,7 +128,8 @@ PRESETS: dict[str, LPINNConfig] = {
         n_t=21,
     ),
     # Raissi et al. 2019 sec. 3.1 (nu = 0.01/pi, u0 = -sin(pi x)), periodic on [-1, 1).
-    "burgers": LPINNConfig(equation="burgers", n_residual=4000, harmonics=2, lbfgs_steps=2000),
+    # Two harmonics: the steepening front needs more than one Fourier mode of the label.
+    "burgers": LPINNConfig(equation="burgers", harmonics=2, adam_steps=500, lbfgs_steps=500),
     "burgers-quick": LPINNConfig(
         equation="burgers",
         hidden=20,
@@ -400,6 +402,27 @@ def compare(config: LPINNConfig, *, progress: bool = True) -> Comparison:
     ev_l = evaluate_lpinn(lp.model, problem, n_x=config.n_x, n_t=config.n_t)
     ev_p = evaluate_pinn(pn.model, problem, n_x=config.n_x, n_t=config.n_t)
     return Comparison(config, ev_l, ev_p, lp, pn)
+
+
+def sweep_beta(
+    betas: list[float] | tuple[float, ...],
+    *,
+    quick: bool = False,
+    progress: bool = True,
+    **overrides: Any,
+) -> dict[float, Comparison]:
+    """`compare` on convection for each ``beta`` (Krishnapriyan et al. 2021, fig. 1 sweep).
+
+    >>> res = sweep_beta([1.0], quick=True, progress=False, adam_steps=2, lbfgs_steps=0)
+    >>> sorted(res)
+    [1.0]
+    """
+    return {
+        float(b): compare(
+            get_config("convection", quick=quick, beta=float(b), **overrides), progress=progress
+        )
+        for b in betas
+    }
 
 
 def plot_comparison(comparison: Comparison, path: str | Path) -> Path:
