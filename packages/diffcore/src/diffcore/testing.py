@@ -20,8 +20,44 @@ from .processes.gaussian import GaussianProcess
 from .tree import expand_like
 
 
+class _ExactDensity:
+    """Shared by the exact mixtures: densities and denoisers from ``_component_terms`` / ``x0``."""
+
+    def _component_terms(self, x: Tensor, alpha: Tensor, sigma: Tensor):
+        raise NotImplementedError
+
+    def x0(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """E[x_0 | x_t = x] for x_t = alpha x_0 + sigma eps."""
+        raise NotImplementedError
+
+    def log_prob_t(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
+        """Log p_t(x), (B,)."""
+        logits, _ = self._component_terms(x, alpha, sigma)
+        return torch.logsumexp(logits, dim=1)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """Data log-density log p_0(x), (B,)."""
+        one = torch.ones((), dtype=x.dtype, device=x.device)
+        return self.log_prob_t(x, one, 0 * one)
+
+    def denoiser(self, process: GaussianProcess, prediction: str = "x0") -> Denoiser:
+        """A :class:`Denoiser` with the exact prediction of ``kind`` under ``process``."""
+        from .predictions import from_x0_eps
+
+        def net(x: Tensor, t: Tensor) -> Tensor:
+            t = t.to(torch.float64) if x.dtype != torch.float64 else t
+            a, s = process.alpha(t), process.sigma(t)
+            x0 = self.x0(x, a.to(x.dtype), s.to(x.dtype))
+            if prediction == "x0":
+                return x0
+            eps = (x - expand_like(a, x) * x0) / expand_like(s, x)
+            return from_x0_eps(x0, eps, t, process, prediction)
+
+        return Denoiser(net, prediction, process)
+
+
 @dataclass(frozen=True, eq=False)
-class GaussianMixtureData:
+class GaussianMixtureData(_ExactDensity):
     """Data ``sum_k w_k N(mu_k, diag(s_k^2))`` in dimension D.
 
     Attributes:
@@ -66,35 +102,10 @@ class GaussianMixtureData:
         resp = torch.softmax(logits, dim=1)
         return (resp[..., None] * post_mean).sum(1)
 
-    def log_prob_t(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
-        """Log p_t(x), (B,)."""
-        logits, _ = self._component_terms(x, alpha, sigma)
-        return torch.logsumexp(logits, dim=1)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Data log-density log p_0(x), (B,)."""
-        one = torch.ones((), dtype=x.dtype, device=x.device)
-        return self.log_prob_t(x, one, 0 * one)
-
     def log_responsibilities(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
         """Log p(k | x_t = x), (B, K): the exact (Bayes) classifier of the components at t."""
         logits, _ = self._component_terms(x, alpha, sigma)
         return torch.log_softmax(logits, dim=1)
-
-    def denoiser(self, process: GaussianProcess, prediction: str = "x0") -> Denoiser:
-        """A :class:`Denoiser` with the exact prediction of ``kind`` under ``process``."""
-        from .predictions import from_x0_eps
-
-        def net(x: Tensor, t: Tensor) -> Tensor:
-            t = t.to(torch.float64) if x.dtype != torch.float64 else t
-            a, s = process.alpha(t), process.sigma(t)
-            x0 = self.x0(x, a.to(x.dtype), s.to(x.dtype))
-            if prediction == "x0":
-                return x0
-            eps = (x - expand_like(a, x) * x0) / expand_like(s, x)
-            return from_x0_eps(x0, eps, t, process, prediction)
-
-        return Denoiser(net, prediction, process)
 
 
 @dataclass(frozen=True, eq=False)
@@ -132,7 +143,7 @@ class GaussianData(GaussianMixtureData):
 
 
 @dataclass(frozen=True, eq=False)
-class FullGaussianMixture:
+class FullGaussianMixture(_ExactDensity):
     """Data ``sum_k w_k N(mu_k, Sigma_k)`` with full covariances, in dimension D.
 
     The exact posterior of a Gaussian-mixture prior under a linear measurement is of this kind
@@ -216,31 +227,6 @@ class FullGaussianMixture:
         """E[x_0 | x_t = x] for ``x_t = alpha x_0 + sigma eps``; x (B, D)."""
         logits, post_mean = self._component_terms(x, alpha, sigma)
         return (torch.softmax(logits, dim=1)[..., None] * post_mean).sum(1)
-
-    def log_prob_t(self, x: Tensor, alpha: Tensor, sigma: Tensor) -> Tensor:
-        """Log p_t(x), (B,)."""
-        logits, _ = self._component_terms(x, alpha, sigma)
-        return torch.logsumexp(logits, dim=1)
-
-    def log_prob(self, x: Tensor) -> Tensor:
-        """Data log-density log p_0(x), (B,)."""
-        one = torch.ones((), dtype=x.dtype, device=x.device)
-        return self.log_prob_t(x, one, 0 * one)
-
-    def denoiser(self, process: GaussianProcess, prediction: str = "x0") -> Denoiser:
-        """A :class:`Denoiser` with the exact prediction of ``kind`` under ``process``."""
-        from .predictions import from_x0_eps
-
-        def net(x: Tensor, t: Tensor) -> Tensor:
-            t = t.to(torch.float64) if x.dtype != torch.float64 else t
-            a, s = process.alpha(t), process.sigma(t)
-            x0 = self.x0(x, a.to(x.dtype), s.to(x.dtype))
-            if prediction == "x0":
-                return x0
-            eps = (x - expand_like(a, x) * x0) / expand_like(s, x)
-            return from_x0_eps(x0, eps, t, process, prediction)
-
-        return Denoiser(net, prediction, process)
 
 
 def linear_gaussian_posterior(
