@@ -246,13 +246,14 @@ def test_mbir_end_to_end_tiny(tmp_path):
     for op in (ParallelBeamCT.sparse_view(8, 4), CartesianMRI(uniform_mask((8, 8), 2))):
         y = op.A(gt)
         outs = [
-            reconstruct(op, y, (8, 8, 8), prior, MBIRConfig(steps=3, rho=r), generator=_gen(0),
+            reconstruct(op, y, (8, 8, 8), prior, MBIRConfig(steps=3, rho=r, snr=0.01),
+                        generator=_gen(0),
                         progress=False)
             for r in (2.0, 0.0)
         ]  # fmt: skip
         for rec in outs:
             assert rec.shape == gt.shape and torch.isfinite(rec).all()
-    again = reconstruct(op, y, (8, 8, 8), prior, MBIRConfig(steps=3), generator=_gen(0),
+    again = reconstruct(op, y, (8, 8, 8), prior, MBIRConfig(steps=3, snr=0.01), generator=_gen(0),
                         progress=False)  # fmt: skip
     assert torch.equal(again, outs[0])  # seeded
     with pytest.raises(ValueError, match="slices"):

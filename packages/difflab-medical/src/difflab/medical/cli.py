@@ -171,7 +171,10 @@ def _ct(args: argparse.Namespace) -> int:
         op = ParallelBeamCT.limited_angle(h, args.limited_angle, args.views)
     else:
         op = ParallelBeamCT.sparse_view(h, args.views)
-    args._preset = "ct"
+    if args.limited_angle is not None:
+        args._preset = "ct-limited"
+    else:
+        args._preset = "ct" if args.views >= 8 else "ct-4" if args.views >= 4 else "ct-2"
     return _run_volume(args, op, lambda y: fbp(op, y))
 
 
@@ -199,9 +202,9 @@ def _hsi(args: argparse.Namespace) -> int:
     import numpy as np
     import torch
 
-    from .data import hyperspectral_cube, load_nifti, save_nifti
     from diffcore.operators import LinearOperator
 
+    from .data import hyperspectral_cube, load_nifti, save_nifti
     from .dds2m import DDS2MConfig, restore
     from .metrics import psnr, sam
     from .operators import Identity, SpatialDownsample, random_pixel_mask

@@ -230,12 +230,22 @@ class MBIRConfig:
 
 
 PRESETS: dict[str, MBIRConfig] = {
-    # Chosen on 32^3 ellipsoid phantoms, 8-view CT (grid rho in {0.5, 1, 2, 5, 10}, lam in
-    # {0.02, 0.05, 0.1, 0.2}, CG 2 or 5 steps; see the package README). DiffusionMBIR's own
-    # values (lam = 0.04, rho = 10, N = 2000) assume their Radon scaling and 256^2 slices.
-    "ct": MBIRConfig(steps=100, snr=0.16, rho=2.0, lam=0.05, cg_steps=5),
-    # Not tuned: the CT values with a smaller rho (A^T A is a projection of norm 1 here).
-    "mri": MBIRConfig(steps=100, snr=0.16, rho=1.0, lam=0.05, cg_steps=5),
+    # Chosen on 32^3 ellipsoid phantoms with a 500-step prior and 100 sampler steps (grid rho in
+    # {0.5, 1, 2, 5, 10}, lam in {0.02, 0.05, 0.1, 0.2}, CG 2 or 5 steps; package README).
+    # DiffusionMBIR's own values (lam = 0.04, rho = 10, N = 2000) assume their Radon scaling
+    # and 256^2 slices. The z-TV must stay weak next to A^T A (whose largest eigenvalue grows
+    # with the number of views: about 250, 125, 64 for 8, 4, 2 views at 32^2): too large a rho
+    # smooths x_t below its noise level, the network's score shrinks, and the Langevin step
+    # (proportional to 1 / |score|^2) overshoots; the run ends far from the data (PSNR < 0 dB,
+    # not NaN). 8 views: rho 5 failed, 2 worked; 4 views: rho 2 failed, 1 worked; MRI (A^T A a
+    # projection, eigenvalue 1): rho 1 failed. Compare with the `slice` preset when in doubt.
+    "ct": MBIRConfig(steps=100, snr=0.16, rho=2.0, lam=0.05, cg_steps=5),  # 8 views
+    "ct-4": MBIRConfig(steps=100, snr=0.16, rho=1.0, lam=0.05, cg_steps=5),  # 4 views
+    # Not verified: rho scaled with the largest eigenvalue of A^T A from the two above.
+    "ct-2": MBIRConfig(steps=100, snr=0.16, rho=0.5, lam=0.0125, cg_steps=5),
+    "ct-limited": MBIRConfig(steps=100, snr=0.16, rho=2.0, lam=0.05, cg_steps=5),  # 90 of 180
+    # Not verified: the 8-view rho / eigenvalue ratio (2 / 250) with lam / rho kept at 0.025.
+    "mri": MBIRConfig(steps=100, snr=0.16, rho=0.008, lam=0.0002, cg_steps=5),
     # The slice-by-slice baseline: the same sampler with data consistency only.
     "slice": MBIRConfig(steps=100, snr=0.16, rho=0.0, lam=0.0, cg_steps=5),
 }
@@ -356,7 +366,8 @@ def reconstruct(
         y: measurements.
         shape: (D, H, W).
         prior: the 2-D slice prior (:func:`train_prior`, :func:`load_prior`).
-        config: an :class:`MBIRConfig` or a preset name (``"ct"``, ``"mri"``, ``"slice"``).
+        config: an :class:`MBIRConfig` or a preset name (``"ct"``, ``"ct-4"``, ``"ct-2"``,
+            ``"ct-limited"``, ``"mri"``, ``"slice"``).
         generator: the sampler's noise.
         progress: show the sampling progress bar.
         callback: passed to ``diffcore.sample``.
