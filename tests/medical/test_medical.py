@@ -322,3 +322,11 @@ def test_cli_bad_input(tmp_path):
     with pytest.raises(NiftiError):
         cli.main(["medical", "ct-recon", "--in", str(bad), "--out", str(tmp_path / "o.nii.gz"),
                   "--method", "fbp"])  # fmt: skip
+
+
+def test_unknown_preset_and_pep420_layout():
+    op = ParallelBeamCT.sparse_view(8, 2)
+    with pytest.raises(ValueError, match="unknown preset"):
+        reconstruct(op, op.A(torch.zeros(8, 8, 8)), (8, 8, 8), None, "nope")  # type: ignore[arg-type]
+    src = Path(__file__).parents[2] / "packages" / "difflab-medical" / "src" / "difflab"
+    assert not (src / "__init__.py").exists()

@@ -100,8 +100,8 @@ def _load_volume(path: str):
 
     nii = load_nifti(path)
     data = torch.as_tensor(nii.data.astype("float64"))
-    if data.ndim > 3:
-        data = data[..., 0] if data.shape[3:] == (1,) * (data.ndim - 3) else data[..., 0]
+    if data.ndim > 3:  # a 4-D (or 5-D) file: reconstruct its first volume
+        data = data.reshape(*data.shape[:3], -1)[..., 0]
     vol = data.permute(2, 1, 0).contiguous()  # (x, y, z) -> (D=z, H=y, W=x)
     lo, hi = float(vol.min()), float(vol.max())
     scale = hi - lo if hi > lo else 1.0

@@ -50,6 +50,7 @@ __all__ = [
     "save_prior",
     "train_prior",
     "tv_reconstruct",
+    "with_steps",
 ]
 
 PRIOR_FILE = "prior.json"
@@ -375,9 +376,9 @@ def reconstruct(
     Returns:
         (D, H, W) reconstruction in ``y``'s float dtype.
     """
-    cfg = PRESETS[config] if isinstance(config, str) else config
     if isinstance(config, str) and config not in PRESETS:
         raise ValueError(f"unknown preset {config!r}; known: {', '.join(PRESETS)}")
+    cfg = PRESETS[config] if isinstance(config, str) else config
     dtype = torch.float32 if not y.is_floating_point() else y.dtype
     rule = ADMMTV(
         op,

@@ -57,6 +57,8 @@ class ParallelBeamCT(LinearOperator):
     size: int
     angles: Tensor
     n_det: int | None = None
+    # A cache of the built matrix (per dtype and device), not run state: the operator's
+    # settings stay frozen and every call gives the same answer.
     _mats: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
