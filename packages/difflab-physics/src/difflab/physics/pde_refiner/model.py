@@ -208,6 +208,12 @@ class PDERefiner(nn.Module):
         first = (k == 0).to(target.dtype)[:, None, None]
         return ((out - (first * target + (1 - first) * eps)) ** 2).mean()
 
+    def forward(
+        self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """The training loss (`loss`), so that data-parallel wrappers route through it."""
+        return self.loss(batch, generator=generator)
+
     # ------------------------------------------------------------------ inference
     @torch.no_grad()
     def predict_next(

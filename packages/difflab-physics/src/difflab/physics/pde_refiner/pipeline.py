@@ -43,9 +43,8 @@ def make_pairs(data: KSTrajectories, history: int = 1) -> dict[str, torch.Tensor
 
 
 def _loss(model: torch.nn.Module, batch: Any, generator: torch.Generator | None) -> torch.Tensor:
-    if not isinstance(model, PDERefiner):  # fit may hand back a wrapped module under DDP
-        model = getattr(model, "module", model)
-    return model.loss(batch, generator=generator)  # type: ignore[operator]
+    # Through __call__ (PDERefiner.forward is its loss) so that DDP/FSDP wrappers see it.
+    return model(batch, generator=generator)
 
 
 def train(
