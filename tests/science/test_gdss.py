@@ -202,6 +202,8 @@ def test_builtin_community_small_and_evaluate():
     assert data.train.x.shape == (80, 20, 10) and len(data.test_graphs) == 20
     m = gdss.evaluate(data.test_graphs[:10], reference=data.test_graphs[10:])
     assert set(m) == {"degree", "cluster", "orbit", "spectral"}
+    by_name = gdss.evaluate(data.test_graphs[:5], reference="community-small", methods=("degree",))
+    assert by_name["degree"] >= 0
 
 
 def test_config_overrides_are_validated():

@@ -151,7 +151,7 @@ _QUICK: dict[str, dict[str, Any]] = {
         "train_limit": 64, "batch_size": 32, "num_samples": 16,
     },
     "qm9": {
-        "epochs": 20, "steps": 200, "batch_size": 256, "train_limit": 4096, "num_samples": 256,
+        "epochs": 10, "steps": 200, "batch_size": 256, "train_limit": 4096, "num_samples": 256,
     },
     "zinc250k": {
         "epochs": 2, "steps": 100, "batch_size": 64, "train_limit": 512, "num_samples": 32,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -381,7 +380,7 @@ class GDSS:
         generator: torch.Generator | None = None,
         progress: bool = True,
         use_ema: bool | None = None,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> GDSSSamples:
         """Generate ``n`` graphs with a diffcore step rule.
 
@@ -395,7 +394,8 @@ class GDSS:
             generator: the only source of randomness.
             progress: show a progress bar.
             use_ema: sample with the EMA weights (default ``config.use_ema``).
-            dtype: dtype of the state and network during sampling.
+            dtype: dtype of the state (default: the network's); a different one converts the
+                network in place.
         """
         c = self.config
         net = self.sampling_net(use_ema)
@@ -409,7 +409,9 @@ class GDSS:
         mask = mask.to(dev).bool()
         rule = sampler if isinstance(sampler, StepRule) else make_step_rule(c, sampler)
         model = self.denoiser(mask, use_ema=use_ema)
-        if dtype != next(net.parameters()).dtype:
+        if dtype is None:
+            dtype = next(net.parameters()).dtype
+        elif dtype != next(net.parameters()).dtype:
             net.to(dtype)
         procs = model.process
         like = (
@@ -462,14 +464,30 @@ GRAPH_METHODS = ("degree", "cluster", "orbit", "spectral")
 def evaluate(
     generated: list[nx.Graph] | list[mol.MolGraph],
     *,
-    reference: list[nx.Graph] | None = None,
+    reference: list[nx.Graph] | str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
     train_smiles: list[str] | None = None,
     test_smiles: list[str] | None = None,
     methods: tuple[str, ...] = GRAPH_METHODS,
     fcd: bool = True,
     nspdk: bool = True,
 ) -> dict[str, float]:
-    """GDSS's metrics: graph MMDs vs ``reference``, or molecule metrics vs train/test SMILES."""
+    """GDSS's metrics: graph MMDs vs ``reference``, or molecule metrics vs train/test SMILES.
+
+    Args:
+        generated: networkx graphs or molecular graphs.
+        reference: test graphs, or a preset / dataset name whose GDSS test split is loaded
+            from ``data_dir`` (community-small without ``data_dir``: the built-in set).
+        data_dir: where a named reference lives.
+        train_smiles: molecules: training SMILES (novelty).
+        test_smiles: molecules: test SMILES (FCD and NSPDK reference).
+        methods: graph MMDs to compute.
+        fcd: molecules: compute FCD.
+        nspdk: molecules: compute NSPDK MMD.
+
+    Returns:
+        {metric: value}.
+    """
     if len(generated) == 0:
         raise ValueError("`generated` is empty")
     if isinstance(generated[0], mol.MolGraph):
@@ -484,9 +502,7 @@ def evaluate(
         )
     if reference is None:
         raise ValueError("graph evaluation needs `reference` test graphs")
+    if isinstance(reference, str):
+        reference = load_data(get_config(reference), data_dir).test_graphs or []
     out = M.graph_mmds(reference, generated, methods=methods)
     return {k: float(v) for k, v in out.items()}
-
-
-def _finite(x: float) -> float | None:
-    return x if math.isfinite(x) else None
