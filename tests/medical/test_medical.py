@@ -251,6 +251,9 @@ def test_mbir_end_to_end_tiny(tmp_path):
                         progress=False)
             for r in (2.0, 0.0)
         ]  # fmt: skip
+        unshared = MBIRConfig(steps=3, rho=0.5, snr=0.01, share=False)
+        outs_u = reconstruct(op, y, (8, 8, 8), prior, unshared, generator=_gen(0), progress=False)
+        assert torch.isfinite(outs_u).all()
         for rec in outs:
             assert rec.shape == gt.shape and torch.isfinite(rec).all()
     again = reconstruct(op, y, (8, 8, 8), prior, MBIRConfig(steps=3, snr=0.01), generator=_gen(0),

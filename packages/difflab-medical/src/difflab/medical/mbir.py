@@ -117,6 +117,10 @@ class ADMMTV(StepRule):
         rho: ADMM penalty; 0 gives plain data consistency per slice (no z-TV).
         lam: TV weight.
         cg_steps: CG iterations per x-update.
+        share: carry z and u from step to step (DiffusionMBIR's variable sharing). Without
+            it every iteration starts from ``z = soft(D_z x, lam / rho)``, ``u = 0`` at the
+            current sample, so the x-update cannot pull the slices back to the stale (noisier)
+            differences of earlier steps in the null space of A.
     """
 
     op: LinearOperator
@@ -125,6 +129,7 @@ class ADMMTV(StepRule):
     rho: float = 1.0
     lam: float = 0.05
     cg_steps: int = 5
+    share: bool = True
     stochastic: ClassVar[bool] = True
 
     def init(self, x: Tensor) -> ADMMState:  # noqa: D102
@@ -136,10 +141,10 @@ class ADMMTV(StepRule):
         """One ADMM iteration from the volume of slices ``x`` (D, 1, H, W)."""
         vol = x[:, 0]
         y = self.y.to(vol.dtype)
-        if z is None or u is None:
-            z = dz(vol)
-            u = torch.zeros_like(z)
         rho = self.rho
+        if z is None or u is None or not self.share:
+            z = _soft(dz(vol), self.lam / rho) if rho > 0 else dz(vol)
+            u = torch.zeros_like(z)
 
         def normal(v: Tensor, damping: float = _CG_DAMPING) -> Tensor:
             out = self.op.A_adjoint(self.op.A(v[0])) + damping * v[0]
@@ -221,6 +226,7 @@ class MBIRConfig:
         snr: Langevin corrector signal-to-noise ratio (0.16 in DiffusionMBIR's CT configs).
         rho, lam: ADMM penalty and z-TV weight (rho = 0: slice-by-slice, no z-TV).
         cg_steps: CG iterations per ADMM x-update.
+        share: carry the ADMM variables between steps (see :class:`ADMMTV`).
     """
 
     steps: int = 100
@@ -228,25 +234,23 @@ class MBIRConfig:
     rho: float = 2.0
     lam: float = 0.05
     cg_steps: int = 5
+    share: bool = True
 
 
 PRESETS: dict[str, MBIRConfig] = {
     # Chosen on 32^3 ellipsoid phantoms with a 500-step prior and 100 sampler steps (grid rho in
     # {0.5, 1, 2, 5, 10}, lam in {0.02, 0.05, 0.1, 0.2}, CG 2 or 5 steps; package README).
     # DiffusionMBIR's own values (lam = 0.04, rho = 10, N = 2000) assume their Radon scaling
-    # and 256^2 slices. The z-TV must stay weak next to A^T A (whose largest eigenvalue grows
-    # with the number of views: about 250, 125, 64 for 8, 4, 2 views at 32^2): too large a rho
-    # smooths x_t below its noise level, the network's score shrinks, and the Langevin step
-    # (proportional to 1 / |score|^2) overshoots; the run ends far from the data (PSNR < 0 dB,
-    # not NaN). 8 views: rho 5 failed, 2 worked; 4 views: rho 2 failed, 1 worked; MRI (A^T A a
-    # projection, eigenvalue 1): rho 1 failed. Compare with the `slice` preset when in doubt.
+    # and 256^2 slices. With shared ADMM variables, the x-update pulls D_z x towards the z of
+    # earlier, noisier steps wherever A measures nothing, which keeps the noise in x_t: the run
+    # ends far from the data (PSNR < 0 dB, not NaN). That happened for 8 views at rho 5, for
+    # 4 views at rho 2, for 2 views at rho 0.5 and for MRI x4 at rho 1 and 0.008. Without
+    # sharing (`share=False`) 2-view CT and MRI work; 8-view CT is better with sharing.
     "ct": MBIRConfig(steps=100, snr=0.16, rho=2.0, lam=0.05, cg_steps=5),  # 8 views
     "ct-4": MBIRConfig(steps=100, snr=0.16, rho=1.0, lam=0.05, cg_steps=5),  # 4 views
-    # Not verified: rho scaled with the largest eigenvalue of A^T A from the two above.
-    "ct-2": MBIRConfig(steps=100, snr=0.16, rho=0.5, lam=0.0125, cg_steps=5),
+    "ct-2": MBIRConfig(steps=100, snr=0.16, rho=0.5, lam=0.0125, cg_steps=5, share=False),
     "ct-limited": MBIRConfig(steps=100, snr=0.16, rho=2.0, lam=0.05, cg_steps=5),  # 90 of 180
-    # Not verified: the 8-view rho / eigenvalue ratio (2 / 250) with lam / rho kept at 0.025.
-    "mri": MBIRConfig(steps=100, snr=0.16, rho=0.008, lam=0.0002, cg_steps=5),
+    "mri": MBIRConfig(steps=100, snr=0.16, rho=0.5, lam=0.0125, cg_steps=5, share=False),  # x4
     # The slice-by-slice baseline: the same sampler with data consistency only.
     "slice": MBIRConfig(steps=100, snr=0.16, rho=0.0, lam=0.0, cg_steps=5),
 }
@@ -387,6 +391,7 @@ def reconstruct(
         rho=cfg.rho,
         lam=cfg.lam,
         cg_steps=cfg.cg_steps,
+        share=cfg.share,
     )
     process = prior.process
     like = torch.zeros(shape[0], 1, *shape[1:], dtype=dtype, device=y.device)
