@@ -45,3 +45,8 @@ def test_sa_scorer_available_or_none():
     if sa is None:
         pytest.skip("RDKit Contrib sascorer not shipped in this rdkit wheel")
     assert 1.0 <= sa(molecules.smiles_to_mol("CCO")) <= 10.0
+    d = molecules.mols_to_dense([molecules.smiles_to_graph(s) for s in SMILES[:4]], 9)
+    qed = gdss.MoleculeReward(molecules.QM9_ATOMS, d.mask)((d.x, d.adj))
+    with_sa = gdss.MoleculeReward(molecules.QM9_ATOMS, d.mask, sa_weight=0.5)((d.x, d.adj))
+    assert bool((with_sa <= qed).all()) and bool((with_sa < qed).any())
+    assert bool((with_sa >= qed - 0.5).all())

@@ -60,6 +60,15 @@ def _to_mol(g: mol.MolGraph) -> Chem.Mol | None:
         return None
 
 
+def _sa(scorer: Callable[[Chem.Mol], float], m: Chem.Mol) -> float:
+    """SA score; fragments from ``largest_fragment`` need their ring info computed first."""
+    try:
+        Chem.FastFindRings(m)
+        return float(scorer(m))
+    except (RuntimeError, ValueError):
+        return _SA_WORST
+
+
 @dataclass(frozen=True, eq=False)
 class MoleculeReward:
     """``reward((X, A)) -> (B,)``: QED minus ``sa_weight * (SA - 1) / 9`` of decoded molecules.
@@ -95,7 +104,7 @@ class MoleculeReward:
                 continue
             r = QED.qed(m)
             if sa is not None:
-                r -= self.sa_weight * (sa(m) - 1.0) / (_SA_WORST - 1.0)
+                r -= self.sa_weight * (_sa(sa, m) - 1.0) / (_SA_WORST - 1.0)
             vals.append(r)
         leaf = state[0]
         return torch.tensor(vals, dtype=torch.float64, device=leaf.device).to(leaf.dtype)
