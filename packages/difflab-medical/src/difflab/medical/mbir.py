@@ -142,8 +142,11 @@ class ADMMTV(StepRule):
         vol = x[:, 0]
         y = self.y.to(vol.dtype)
         rho = self.rho
-        if z is None or u is None or not self.share:
-            z = _soft(dz(vol), self.lam / rho) if rho > 0 else dz(vol)
+        if z is None or u is None:
+            z = dz(vol)
+            u = torch.zeros_like(z)
+        elif not self.share and rho > 0:
+            z = _soft(dz(vol), self.lam / rho)
             u = torch.zeros_like(z)
 
         def normal(v: Tensor, damping: float = _CG_DAMPING) -> Tensor:
