@@ -43,15 +43,6 @@ P_DATA = torch.tensor([0.30, 0.05, 0.02, 0.13, 0.08, 0.12, 0.04, 0.26], dtype=to
 V, L = 2, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # These tests run many tiny tensor ops; one intra-op thread avoids contention on 2 cores.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

@@ -1,7 +1,6 @@
 """diffcore.discrete with learning: a masked diffusion model recovers a Markov chain, and
 Gumbel-softmax trajectories give reward gradients that agree with exact and REINFORCE ones."""
 
-import pytest
 import torch
 
 from diffcore.discrete import (
@@ -15,14 +14,6 @@ from diffcore.discrete import (
     relaxed_sample,
 )
 from diffcore.samplers import sample, uniform_t
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def gen(seed=0):

@@ -22,14 +22,6 @@ DATA = GaussianMixtureData(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def bayes_logits(x, t):
     return DATA.log_responsibilities(x, PROCESS.alpha(t), PROCESS.sigma(t))
 

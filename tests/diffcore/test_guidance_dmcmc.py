@@ -16,14 +16,6 @@ TIME_SCORE = time_score_from_log_density(
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def run(n=1000, **kw):
     x = torch.randn(n, 2, generator=torch.Generator().manual_seed(0), dtype=F64)
     opts = dict(t_range=(0.2, 1.0), n_mcmc=100, step_x=0.05, step_t=1e-3, n_ode=8)

@@ -19,14 +19,6 @@ DATA = GaussianMixtureData(
 GRID = uniform_t(RF, 30)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def cost(x0):
     return (x0[:, 0] - 2.0) ** 2  # "be on the right": the mode at (2, 0)
 

@@ -35,15 +35,6 @@ POSTERIOR = linear_gaussian_posterior(PRIOR, A, Y, SIGMA_Y)
 ONE, ZERO = torch.tensor(1.0, dtype=F64), torch.tensor(0.0, dtype=F64)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny tensors: one intra-op thread avoids thrashing on the shared 2-core machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def errors(xs):
     """(|mean - exact mean|, max |weights - exact weights|), weights as mean responsibilities."""
     w = POSTERIOR.log_responsibilities(xs, ONE, ZERO).exp().mean(0)

@@ -27,14 +27,6 @@ EXACT = MEAN[MISS] + COV[MISS][:, OBS] @ torch.linalg.solve(COV[OBS][:, OBS], Y[
 GRID = uniform_t(PROCESS, 50, t_end=0.0)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def impute(scale, loss="mse", quantile=0.5, n=500):
     guided = ObservationGuidance(
         PRIOR.denoiser(PROCESS, "eps"), Y, MASK, scale=scale, loss=loss, quantile=quantile

@@ -27,14 +27,6 @@ GRID = uniform_t(PROCESS, 30, t_end=0.0)
 SUPPORT = -4.0  # log p of a point 2 std from a mode centre is about -1.2 - 2 - 0.6 = -3.8
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def reward(x):
     return -(x - TARGET).norm(dim=1)
 

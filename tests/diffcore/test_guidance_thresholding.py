@@ -12,14 +12,6 @@ F64 = torch.float64
 PROCESS = LinearVP()
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def gaussian(mean, std):
     return GaussianData.create(torch.tensor(mean, dtype=F64), torch.tensor(std, dtype=F64))
 

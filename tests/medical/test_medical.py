@@ -43,8 +43,6 @@ from difflab.medical.operators import (
     uniform_mask,
 )
 
-torch.set_num_threads(1)
-
 
 def _gen(seed=0):
     return torch.Generator().manual_seed(seed)

@@ -16,7 +16,6 @@ from difflab.medical.mbir import PriorConfig, reconstruct, train_prior, tv_recon
 from difflab.medical.metrics import VIEWS, psnr, sam, view_scores
 from difflab.medical.operators import Identity, ParallelBeamCT, fbp
 
-torch.set_num_threads(1)
 pytestmark = pytest.mark.slow
 DEVICE = os.environ.get("DIFFLAB_MEDICAL_DEVICE", "cuda" if torch.cuda.is_available() else "cpu")
 

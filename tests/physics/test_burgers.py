@@ -5,8 +5,6 @@ import torch
 
 from difflab.physics.solvers import SINE, burgers_cole_hopf
 
-torch.set_num_threads(1)
-
 NU = 0.01 / math.pi
 
 

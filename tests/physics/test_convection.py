@@ -6,8 +6,6 @@ import torch
 from difflab.physics.lpinn import Convection
 from difflab.physics.solvers import convection_diffusion_fft, convection_exact, periodic_grid
 
-torch.set_num_threads(1)
-
 
 @pytest.mark.parametrize("beta", [1.0, 30.0, 50.0])
 def test_convection_exact_satisfies_pde(beta):

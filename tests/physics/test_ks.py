@@ -11,8 +11,6 @@ from difflab.physics.solvers.ks import (
     solve_ks_scipy,
 )
 
-torch.set_num_threads(1)
-
 
 def test_etdrk4_coefficients_match_phi_functions():
     # Away from z = 0 the phi-function formulas are accurate; the contour average must agree.

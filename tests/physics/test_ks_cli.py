@@ -1,11 +1,7 @@
 import json
 
-import torch
-
 from diffcore import cli
 from difflab.physics.datasets import load_ks
-
-torch.set_num_threads(1)
 
 
 def test_ks_generate_and_refiner_quick(tmp_path, capsys):

@@ -21,7 +21,6 @@ from difflab.physics.lpinn import (
     train_pinn,
 )
 
-torch.set_num_threads(1)
 F64 = torch.float64
 
 

@@ -2,11 +2,8 @@ import argparse
 import json
 
 import pytest
-import torch
 
 from difflab.physics.lpinn.cli import register_lpinn
-
-torch.set_num_threads(1)
 
 
 def _parser():

@@ -7,8 +7,6 @@ from difflab.physics.metrics import correlation_time, pearson_per_step, rollout_
 from difflab.physics.pde_refiner import PDERefiner, RefinerSchedule, get_preset, make_pairs
 from difflab.physics.solvers.ks import KSConfig, generate_ks
 
-torch.set_num_threads(1)
-
 N = 32
 
 

@@ -16,13 +16,10 @@ import os
 import time
 
 import pytest
-import torch
 
 from difflab.physics.datasets import generate_ks_dataset, load_ks
 from difflab.physics.pde_refiner import evaluate, get_preset, train
 from difflab.physics.solvers.ks import KSConfig
-
-torch.set_num_threads(1)
 
 
 @pytest.mark.slow

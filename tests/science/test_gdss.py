@@ -10,8 +10,6 @@ from diffcore.processes import VE, LinearVP, NodeMask, SymmetricAdjacency
 from diffcore.samplers import S4, EulerMaruyama, PredictorCorrector, ReverseDiffusion
 from difflab.science import gdss, graphs
 
-torch.set_num_threads(1)
-
 TINY = {
     "nhid": 8, "adim": 8, "depth": 2, "num_layers": 2, "c_hid": 4, "c_final": 2,
     "num_heads": 2, "steps": 4,

@@ -7,8 +7,6 @@ import torch
 from diffcore.cli import main
 from difflab.science import graphs
 
-torch.set_num_threads(1)
-
 
 def test_cli_quick_run_writes_checkpoints_samples_and_metrics(tmp_path):
     gs = graphs.community_small(20, generator=torch.Generator().manual_seed(0))

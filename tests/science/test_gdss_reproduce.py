@@ -13,8 +13,6 @@ import torch
 
 from difflab.science import gdss
 
-torch.set_num_threads(1)
-
 SHARED = Path(os.environ.get("DIFFLAB_SHARED_DATA", Path(__file__).parents[3] / "shared" / "data"))
 if not SHARED.is_dir():
     SHARED = Path("/work/shared/data")

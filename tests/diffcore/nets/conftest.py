@@ -2,16 +2,6 @@ import pytest
 import torch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # These networks are tiny: one intra-op thread is as fast as two and does not thrash when
-    # the 2-core test machine is shared.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _perturb(module: torch.nn.Module, seed: int = 0, std: float = 0.1) -> torch.nn.Module:
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
