@@ -111,37 +111,28 @@ class LPINNConfig:
         return make_problem(self.equation, beta=self.beta, nu=self.nu)
 
 
+# "-quick": tiny networks and budget, a smoke run in seconds
+_QUICK: dict[str, Any] = dict(
+    hidden=20,
+    depth=2,
+    n_residual=256,
+    n_initial=64,
+    n_boundary=32,
+    adam_steps=60,
+    lbfgs_steps=40,
+    n_x=64,
+    n_t=21,
+)
+
 PRESETS: dict[str, LPINNConfig] = {
     # Krishnapriyan et al. 2021 sec. 3.1 setting (x in [0, 2pi), t in [0, 1], u0 = sin x);
     # 4 x 50 tanh layers as their PINNs; budget chosen to fit a 2-core CPU in a few minutes.
     "convection": LPINNConfig(equation="convection"),
-    "convection-quick": LPINNConfig(
-        equation="convection",
-        hidden=20,
-        depth=2,
-        n_residual=256,
-        n_initial=64,
-        n_boundary=32,
-        adam_steps=60,
-        lbfgs_steps=40,
-        n_x=64,
-        n_t=21,
-    ),
+    "convection-quick": LPINNConfig(equation="convection", **_QUICK),
     # Raissi et al. 2019 sec. 3.1 (nu = 0.01/pi, u0 = -sin(pi x)), periodic on [-1, 1).
     # Two harmonics: the steepening front needs more than one Fourier mode of the label.
     "burgers": LPINNConfig(equation="burgers", harmonics=2, adam_steps=500, lbfgs_steps=500),
-    "burgers-quick": LPINNConfig(
-        equation="burgers",
-        hidden=20,
-        depth=2,
-        n_residual=256,
-        n_initial=64,
-        n_boundary=32,
-        adam_steps=60,
-        lbfgs_steps=40,
-        n_x=64,
-        n_t=21,
-    ),
+    "burgers-quick": LPINNConfig(equation="burgers", **_QUICK),
 }
 
 
