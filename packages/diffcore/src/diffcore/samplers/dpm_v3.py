@@ -88,7 +88,13 @@ class ModelStatistics:
         return cls(lam, ones, torch.zeros_like(ones), torch.zeros_like(ones))
 
     def to(self, device=None, dtype=None) -> ModelStatistics:
-        """Copy to a device / dtype."""
+        """Copy to a device / dtype (``self`` when already there: no copy, no re-validation)."""
+        if all(
+            (device is None or v.device == torch.device(device))
+            and (dtype is None or v.dtype == dtype)
+            for v in (self.lambdas, self.l, self.s, self.b)
+        ):
+            return self
         return ModelStatistics(
             *(v.to(device=device, dtype=dtype) for v in (self.lambdas, self.l, self.s, self.b))
         )

@@ -23,9 +23,9 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .base import StepRule, coef
-from .dpm import DPMSolverPP3M
 from .grids import given
 from .loop import sample
+from .search import default_teacher, grid_parameters
 
 __all__ = ["LearnedMultistep", "fit_multistep"]
 
@@ -143,24 +143,14 @@ def fit_multistep(
     if history < 1:
         raise ValueError(f"`history` must be >= 1, got {history}")
     if teacher is None:
-        pieces = [
-            torch.linspace(float(init[i]), float(init[i + 1]), 65, dtype=torch.float64)[:-1]
-            for i in range(len(init) - 1)
-        ]
-        teacher = sample(
-            model, x, torch.cat([*pieces, init[-1:]]), DPMSolverPP3M(), progress=False
-        ).x
-    ends_at_zero = bool(init[-1] == 0)
-    free = init[1:-1] if ends_at_zero else init[1:]
-    ratios = free / torch.cat([init[:1], free[:-1]])
-    theta = torch.logit(ratios.clamp(1e-6, 1 - 1e-6)).detach().requires_grad_(True)
+        teacher = default_teacher(model, x, init)
+    theta, grid_of = grid_parameters(init)
     w0 = _dpmpp2m_weights(model.process, init, history)
     omega = w0[:, 1:].clone().requires_grad_(True)  # w_i0 = 1 - sum of the others
     opt = torch.optim.Adam([theta, omega], lr=lr)
 
     def build(th: Tensor, om: Tensor) -> LearnedMultistep:
-        times = init[0] * torch.cumprod(torch.sigmoid(th), 0)
-        grid = torch.cat([init[:1], times] + ([init[-1:]] if ends_at_zero else []))
+        grid = grid_of(th)
         weights = torch.cat([1 - om.sum(1, keepdim=True), om], dim=1)
         return LearnedMultistep(grid=grid, weights=weights)
 

@@ -19,6 +19,7 @@ works, so the grid is fitted for the rule it will be used with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -100,6 +101,34 @@ def searched_grid(
     return fine[list(reversed(path))].to(torch.float64)
 
 
+def default_teacher(model: Any, x: Tree, init: Tensor) -> Tree:
+    """Endpoints of DPM-Solver++(3M) from ``x`` on ``init`` refined 64 times (a fitting target)."""
+    pieces = [
+        torch.linspace(float(init[i]), float(init[i + 1]), 65, dtype=torch.float64)[:-1]
+        for i in range(len(init) - 1)
+    ]
+    fine = torch.cat([*pieces, init[-1:]])
+    return sample(model, x, fine, DPMSolverPP3M(), progress=False).x
+
+
+def grid_parameters(init: Tensor) -> tuple[Tensor, Callable[[Tensor], Tensor]]:
+    """Trainable logits ``theta`` of ``init``'s free times, and the map back to a grid.
+
+    ``t_k = t_0 prod_{j <= k} sigmoid(theta_j)`` keeps the grid strictly decreasing and
+    positive; the first time, and a final time of 0, stay fixed.
+    """
+    ends_at_zero = bool(init[-1] == 0)
+    free = init[1:-1] if ends_at_zero else init[1:]
+    ratios = free / torch.cat([init[:1], free[:-1]])
+    theta = torch.logit(ratios.clamp(1e-6, 1 - 1e-6)).detach().requires_grad_(True)
+
+    def grid_of(th: Tensor) -> Tensor:
+        times = init[0] * torch.cumprod(torch.sigmoid(th), 0)
+        return torch.cat([init[:1], times] + ([init[-1:]] if ends_at_zero else []))
+
+    return theta, grid_of
+
+
 def learned_grid(
     model: Any,
     rule: Any,
@@ -137,22 +166,9 @@ def learned_grid(
     if getattr(rule, "stochastic", False):
         raise ValueError(f"learned_grid fits deterministic rules; {rule} is stochastic")
     if teacher is None:
-        pieces = [
-            torch.linspace(float(init[i]), float(init[i + 1]), 65, dtype=torch.float64)[:-1]
-            for i in range(len(init) - 1)
-        ]
-        fine = torch.cat([*pieces, init[-1:]])
-        teacher = sample(model, x, fine, DPMSolverPP3M(), progress=False).x
-    ends_at_zero = bool(init[-1] == 0)
-    free = init[1:-1] if ends_at_zero else init[1:]
-    ratios = free / torch.cat([init[:1], free[:-1]])
-    theta = torch.logit(ratios.clamp(1e-6, 1 - 1e-6)).detach().requires_grad_(True)
+        teacher = default_teacher(model, x, init)
+    theta, grid_of = grid_parameters(init)
     opt = torch.optim.Adam([theta], lr=lr)
-
-    def grid_of(th: Tensor) -> Tensor:
-        times = init[0] * torch.cumprod(torch.sigmoid(th), 0)
-        parts = [init[:1], times] + ([init[-1:]] if ends_at_zero else [])
-        return torch.cat(parts)
 
     def loss_of(th: Tensor) -> Tensor:
         out = sample(model, x, grid_of(th), rule, progress=False, check_finite=False).x
