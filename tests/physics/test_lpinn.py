@@ -69,6 +69,24 @@ def test_lagrangian_residual_with_diffusion_uses_chain_rule():
     assert lagrangian_residuals(exact, wrong, pts.x, pts.t, pts.x0).solution.abs().max() > 0.1
 
 
+def test_polynomial_residual_is_the_chain_residual_times_jacobian_cubed():
+    # Any smooth field with x_xi > 0: the division-free form equals x_xi^3 times the chain-rule
+    # form, so both vanish on the same (invertible) solutions.
+    problem = Convection(beta=3.0, nu=0.2)
+
+    def field(s, t):
+        return _relabel(s) + 0.4 * t * torch.cos(s), torch.sin(2 * s) * torch.exp(-t) + t * s
+
+    pts = _points(problem)
+    chain = lagrangian_residuals(field, problem, pts.x, pts.t, pts.x0).solution
+    poly = lagrangian_residuals(field, problem, pts.x, pts.t, pts.x0, form="polynomial").solution
+    x_xi = 1 + 0.3 * torch.cos(pts.x) - 0.4 * pts.t * torch.sin(pts.x)
+    assert x_xi.min() > 0.2 and chain.abs().max() > 0.1
+    torch.testing.assert_close(poly, x_xi**3 * chain, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="`form` must be"):
+        lagrangian_residuals(field, problem, pts.x, pts.t, pts.x0, form="quotient")
+
+
 def test_lagrangian_residual_inviscid_burgers_before_shock():
     # nu = 0: particles move in straight lines x = xi + u0(xi) t until they cross (t < 1/pi).
     problem = Burgers(nu=0.0)

@@ -15,16 +15,28 @@ def _model(method="refiner", **kw):
     return PDERefiner(cfg, generator=torch.Generator().manual_seed(0))
 
 
-def test_schedule_matches_definition():
-    sched = RefinerSchedule(steps=3, min_noise_std=4e-7)
+@pytest.mark.parametrize("parameterization", ["variance", "std"])
+def test_schedule_matches_definition(parameterization):
+    sched = RefinerSchedule(steps=3, min_noise_std=4e-7, parameterization=parameterization)
     k = torch.arange(4, dtype=torch.float64)
-    expected = torch.tensor([4e-7 ** (i / 3) for i in range(4)], dtype=torch.float64)
+    levels = torch.tensor([4e-7 ** (i / 3) for i in range(4)], dtype=torch.float64)
+    expected = levels.sqrt() if parameterization == "variance" else levels
     torch.testing.assert_close(sched.sigma(k), expected)
     assert float(sched.sigma(k)[0]) == 1.0 and float(sched.alpha(k)[0]) == 0.0
     torch.testing.assert_close(
         sched.alpha(k) ** 2 + sched.sigma(k) ** 2, torch.ones(4, dtype=torch.float64)
     )
-    assert sched.sigma(k)[-1].item() == pytest.approx(4e-7)
+
+
+def test_variance_schedule_matches_pdearena_ddpm_betas():
+    # PDEArena passes betas = sigma_min ** (j / K), j = K..0, to DDPM; its noise variance at
+    # scheduler index K - k is 1 - prod(1 - beta). Ours equals it up to O(sigma^4).
+    K, smin = 3, 4e-7
+    betas = torch.tensor([smin ** (j / K) for j in reversed(range(K + 1))], dtype=torch.float64)
+    ddpm_var = 1 - torch.cumprod(1 - betas, 0)  # index 0 = finest
+    sched = RefinerSchedule(steps=K, min_noise_std=smin)
+    ours = sched.sigma(torch.arange(K + 1, dtype=torch.float64)).flip(0) ** 2
+    torch.testing.assert_close(ours, ddpm_var, rtol=1e-2, atol=0)
 
 
 def test_v_loss_matches_definition():
@@ -40,9 +52,9 @@ def test_v_loss_matches_definition():
     # Recompute by hand with the same draws: k ~ U{0..K}, eps ~ N(0, 1).
     gen = torch.Generator().manual_seed(3)
     k = torch.randint(0, 4, (b,), generator=gen).double()
-    target = ((batch["next"] - batch["history"][:, -1]) / model.diff_std)[:, None]
+    target = ((batch["next"] - batch["history"][:, -1]) / 0.3)[:, None]  # difference_weight
     eps = torch.randn(target.shape, generator=gen)
-    sigma = (4e-7 ** (k / 3)).float()[:, None, None]
+    sigma = (4e-7 ** (k / 6)).float()[:, None, None]  # variance 4e-7 ** (k / 3)
     alpha = (1 - sigma**2).clamp_min(0).sqrt()
     x_k = alpha * target + sigma * eps
     out = model.net(x_k, k.float(), history=batch["history"] / model.u_std, params=batch["params"])
@@ -78,7 +90,7 @@ def test_ensemble_shape_and_spread():
     model = _model().eval()
     # Make the untrained network's output depend on its noisy input so members differ.
     with torch.no_grad():
-        torch.nn.init.normal_(model.net.unet.out_conv.weight, std=0.1)
+        torch.nn.init.normal_(model.net.unet.out.weight, std=0.1)
     ens = model.ensemble_rollout(
         torch.randn(2, 1, N),
         torch.tensor([64.0, 64.0]),
@@ -89,6 +101,20 @@ def test_ensemble_shape_and_spread():
     )
     assert ens.shape == (4, 2, 3, N)
     assert (ens[0] - ens[1]).abs().max() > 0
+
+
+def test_prediction_commutes_with_periodic_shifts():
+    # The KS domain is periodic and the U-Net pads circularly: shifting the input state by a
+    # multiple of the coarsest grid spacing shifts the prediction (no boundary anywhere).
+    model = _model("mse").double().eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(1)))
+    u = torch.randn(2, 1, N, dtype=torch.float64)
+    length = torch.tensor([60.0, 66.0])
+    y = model.predict_next(u, length, 0.2)
+    torch.testing.assert_close(model.predict_next(u.roll(6, -1), length, 0.2), y.roll(6, -1))
+    assert (y - u[:, 0]).abs().max() > 1e-3  # the network does act
 
 
 def test_make_pairs():

@@ -1,4 +1,4 @@
-"""Reference denoiser networks: MLP, ADM U-Net (1-D/2-D/3-D), DiT and SD3's MM-DiT.
+"""Reference denoiser networks: MLP, ADM U-Net (1-D/2-D/3-D), modern PDE U-Net, DiT, MM-DiT.
 
 Every network has the signature ``forward(x, t, *, cond=None, context=None)`` with ``t`` a (B,)
 float noise level or time, is sized by a frozen config dataclass with named presets
@@ -24,12 +24,14 @@ from .embeddings import (
     timestep_embedding,
 )
 from .mlp import MLP_PRESETS, MLPConfig, MLPDenoiser
+from .modern_unet import MODERN_UNET_PRESETS, ModernUNet, ModernUNetConfig
 from .unet import UNET_PRESETS, FeatureCache, UNet, UNetConfig
 
 __all__ = [
     "DIT_PRESETS",
     "MLP_PRESETS",
     "MMDIT_PRESETS",
+    "MODERN_UNET_PRESETS",
     "UNET_PRESETS",
     "DiT",
     "DiTBlock",
@@ -41,6 +43,8 @@ __all__ = [
     "MMDiT",
     "MMDiTBlock",
     "MMDiTConfig",
+    "ModernUNet",
+    "ModernUNetConfig",
     "SinusoidalEmbedding",
     "TimestepEmbedder",
     "UNet",

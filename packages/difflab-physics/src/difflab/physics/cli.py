@@ -60,6 +60,13 @@ def _register_ks(sub: argparse._SubParsersAction) -> None:
         "--n-steps", type=int, default=None, help="saved steps per trajectory (default 140)"
     )
     gen.add_argument(
+        "--eval-steps",
+        type=int,
+        default=None,
+        help="saved steps of the valid/test trajectories (default 640 as in PDE-Refiner; "
+        "--quick: --n-steps)",
+    )
+    gen.add_argument(
         "--burn-in", type=int, default=None, help="discarded steps of dt (default 360)"
     )
     gen.add_argument("--seed", type=int, default=0)
@@ -73,7 +80,7 @@ def _ks_generate(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from .datasets import generate_ks_dataset
-    from .solvers.ks import KS_PRESETS
+    from .solvers.ks import KS_PRESETS, PAPER_EVAL_STEPS
 
     cfg = KS_PRESETS["quick" if args.quick else "pde-refiner"]
     if args.n_steps is not None:
@@ -83,11 +90,15 @@ def _ks_generate(args: argparse.Namespace) -> int:
     sizes = (args.n_train, args.n_valid, args.n_test)
     if args.quick and sizes == (2048, 128, 128):
         sizes = (16, 4, 4)
+    eval_steps = args.eval_steps
+    if eval_steps is None and not args.quick:
+        eval_steps = PAPER_EVAL_STEPS
     meta = generate_ks_dataset(
         args.out,
         sizes,
         cfg,
         seed=args.seed,
+        eval_steps=eval_steps,
         device=args.device,
         batch_size=args.batch_size,
         progress=not args.no_progress,

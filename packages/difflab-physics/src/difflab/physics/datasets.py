@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +106,7 @@ def generate_ks_dataset(
     config: KSConfig,
     *,
     seed: int = 0,
+    eval_steps: int | None = None,
     device: torch.device | str | None = None,
     batch_size: int = 64,
     progress: bool = True,
@@ -120,6 +121,9 @@ def generate_ks_dataset(
         sizes: trajectories per split, ``{"train": n, ...}`` or ``(n_train, n_valid, n_test)``.
         config: solver and sampling settings.
         seed: dataset seed; split ``s`` uses stream ``SPLITS.index(s)``.
+        eval_steps: saved steps of the valid and test trajectories (``config.n_steps`` when
+            None). PDE-Refiner trains on 140-step trajectories and tests on 640 steps (app. D),
+            so that the correlation times are not capped by the trajectory length.
         device: integration device.
         batch_size: trajectories integrated together.
         progress: progress bars.
@@ -128,6 +132,14 @@ def generate_ks_dataset(
         The metadata written to ``meta.json``.
     """
     counts = dict(zip(SPLITS, sizes, strict=False)) if not isinstance(sizes, dict) else sizes
+    unknown = set(counts) - set(SPLITS)
+    if unknown:
+        raise ValueError(f"unknown splits {sorted(unknown)}; expected {', '.join(SPLITS)}.")
+    if eval_steps is not None and eval_steps < 1:
+        raise ValueError(f"`eval_steps` must be >= 1, got {eval_steps}.")
+    steps = {
+        s: config.n_steps if s == "train" or eval_steps is None else eval_steps for s in SPLITS
+    }
     root = Path(out)
     root.mkdir(parents=True, exist_ok=True)
     r, w = rank(), world_size()
@@ -136,7 +148,7 @@ def generate_ks_dataset(
             continue
         data = generate_ks(
             shard_indices(n, rank=r, world_size=w),
-            config,
+            replace(config, n_steps=steps[split]),
             seed=seed,
             split=SPLITS.index(split),
             batch_size=batch_size,
@@ -144,7 +156,13 @@ def generate_ks_dataset(
             progress=progress,
         )
         save_ks(root, split, data, part=r)
-    meta = {"pde": "kuramoto-sivashinsky", "seed": seed, "sizes": counts, "config": asdict(config)}
+    meta = {
+        "pde": "kuramoto-sivashinsky",
+        "seed": seed,
+        "sizes": counts,
+        "steps": {s: steps[s] for s in counts},
+        "config": asdict(config),
+    }
     if r == 0:
         (root / "meta.json").write_text(json.dumps(meta, indent=2))
     barrier()

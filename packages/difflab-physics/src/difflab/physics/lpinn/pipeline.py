@@ -30,6 +30,7 @@ from .problems import Problem, make_problem
 from .residuals import (
     CollocationPoints,
     LossWeights,
+    ResidualForm,
     eulerian_loss,
     lagrangian_loss,
     sample_collocation,
@@ -73,6 +74,8 @@ class LPINNConfig:
         adam_lr: Adam learning rate.
         lbfgs_steps: L-BFGS iterations (``max_iter``; function evaluations <= 1.25x).
         weights: loss weights.
+        residual_form: LPINN solution residual, ``"chain"`` (``du/dt - nu u_xx``) or
+            ``"polynomial"`` (times ``x_xi^3``, division-free; see `lagrangian_residuals`).
         seed: seeds the collocation points and the network initialisation.
         dtype: ``"float32"`` or ``"float64"``.
         n_x: evaluation grid points in x.
@@ -92,6 +95,7 @@ class LPINNConfig:
     adam_lr: float = 1e-3
     lbfgs_steps: int = 1000
     weights: LossWeights = field(default_factory=LossWeights)
+    residual_form: ResidualForm = "chain"
     seed: int = 0
     dtype: Literal["float32", "float64"] = "float32"
     n_x: int = 256
@@ -248,7 +252,7 @@ def train_lpinn(config: LPINNConfig, *, progress: bool = True) -> TrainResult:
     points = _points(config, problem)
     return _fit(
         model,
-        lambda: lagrangian_loss(model, problem, points, config.weights),
+        lambda: lagrangian_loss(model, problem, points, config.weights, form=config.residual_form),
         config,
         progress=progress,
         desc="lpinn",

@@ -7,7 +7,11 @@ label ``xi`` on path ``x(xi, t)`` carrying ``u(xi, t)``:
   Burgers);
 - solution residual ``r_u = du/dt - nu u_xx`` (``du/dt = 0`` without diffusion). The Eulerian
   derivatives follow from the chain rule through the path: ``u_x = u_xi / x_xi`` and
-  ``u_xx = (u_x)_xi / x_xi``;
+  ``u_xx = (u_x)_xi / x_xi = (x_xi u_xixi - u_xi x_xixi) / x_xi^3``. ``form="chain"`` uses
+  this quotient; ``form="polynomial"`` multiplies the residual by ``x_xi^3``,
+  ``x_xi^3 du/dt - nu (x_xi u_xixi - u_xi x_xixi)``, which has the same zeros wherever the
+  map is invertible (``x_xi > 0``) and no division, so it stays bounded where particles
+  crowd into a shock and ``x_xi -> 0`` (our choice; the paper writes the quotient form);
 - initial conditions ``x(xi, 0) = xi`` and ``u(xi, 0) = u0(xi)``;
 - periodicity is exact through the embedding of ``xi`` (no loss term).
 
@@ -23,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import Tensor
@@ -34,6 +39,7 @@ __all__ = [
     "EulerianResiduals",
     "LagrangianResiduals",
     "LossWeights",
+    "ResidualForm",
     "eulerian_loss",
     "eulerian_residuals",
     "lagrangian_loss",
@@ -43,6 +49,7 @@ __all__ = [
 
 _MIN_JACOBIAN = 1e-3  # floor of dx/dxi in the Lagrangian chain rule (numerical guard)
 
+ResidualForm = Literal["chain", "polynomial"]
 LagrangianField = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 EulerianField = Callable[[Tensor, Tensor], Tensor]
 
@@ -55,6 +62,7 @@ class LossWeights:
     characteristic: float = 1.0  # dx/dt - a(u) (Lagrangian only)
     initial: float = 1.0  # u(., 0) = u0 (and x(xi, 0) = xi for LPINN)
     boundary: float = 1.0  # periodicity (Eulerian only; exact for LPINN)
+    monotone: float = 0.0  # LPINN only: mean relu(-x_xi)^2, particles may not cross
 
 
 @dataclass(frozen=True)
@@ -115,12 +123,14 @@ class LagrangianResiduals:
         solution: (N,) ``du/dt - nu u_xx``.
         initial_path: (M,) ``x(xi, 0) - xi``.
         initial_state: (M,) ``u(xi, 0) - u0(xi)``.
+        jacobian: (N,) ``x_xi`` at the interior points (None when ``nu == 0``).
     """
 
     characteristic: Tensor
     solution: Tensor
     initial_path: Tensor
     initial_state: Tensor
+    jacobian: Tensor | None = None
 
 
 def lagrangian_residuals(
@@ -130,6 +140,7 @@ def lagrangian_residuals(
     t: Tensor,
     xi0: Tensor,
     *,
+    form: ResidualForm = "chain",
     min_jacobian: float = _MIN_JACOBIAN,
 ) -> LagrangianResiduals:
     """Residuals of a Lagrangian field ``(xi, t) -> (x, u)`` (e.g. `LagrangianPINN`).
@@ -140,30 +151,40 @@ def lagrangian_residuals(
         xi: (N,) labels of the interior points.
         t: (N,) their times.
         xi0: (M,) labels where the initial condition is imposed.
+        form: ``"chain"`` (``du/dt - nu u_xx`` with ``u_xx`` by the chain rule) or
+            ``"polynomial"`` (that residual times ``x_xi^3``, division-free); only matters if
+            ``nu > 0``.
         min_jacobian: floor of ``x_xi`` in the chain rule (a numerical guard: a folded map,
-            ``x_xi <= 0``, is unphysical and makes ``u_xx`` singular). Only used if ``nu > 0``.
+            ``x_xi <= 0``, is unphysical and makes ``u_xx`` singular). ``"chain"`` only.
 
     Returns:
         The four residual vectors (graph kept, so they can be backpropagated).
     """
     if xi.shape != t.shape or xi.ndim != 1:
         raise ValueError(f"`xi` and `t` must be (N,), got {tuple(xi.shape)}, {tuple(t.shape)}.")
+    if form not in ("chain", "polynomial"):
+        raise ValueError(f"`form` must be 'chain' or 'polynomial', got {form!r}.")
     xi = xi.detach().requires_grad_(problem.nu > 0)
     t = t.detach().requires_grad_(True)
     x, u = field(xi, t)
     r_x = _grad(x, t) - problem.velocity(u)
     r_u = _grad(u, t)
-    if problem.nu > 0:
-        x_xi = _grad(x, xi).clamp_min(min_jacobian)
-        u_x = _grad(u, xi) / x_xi
-        u_xx = _grad(u_x, xi) / x_xi
+    x_xi = _grad(x, xi) if problem.nu > 0 else None
+    if x_xi is not None and form == "chain":
+        safe = x_xi.clamp_min(min_jacobian)
+        u_x = _grad(u, xi) / safe
+        u_xx = _grad(u_x, xi) / safe
         r_u = r_u - problem.nu * u_xx
+    elif x_xi is not None:
+        u_xi = _grad(u, xi)
+        r_u = x_xi**3 * r_u - problem.nu * (x_xi * _grad(u_xi, xi) - u_xi * _grad(x_xi, xi))
     x_init, u_init = field(xi0, torch.zeros_like(xi0))
     return LagrangianResiduals(
         characteristic=r_x,
         solution=r_u,
         initial_path=x_init - xi0,
         initial_state=u_init - problem.u0(xi0),
+        jacobian=x_xi,
     )
 
 
@@ -172,9 +193,11 @@ def lagrangian_loss(
     problem: Problem,
     points: CollocationPoints,
     weights: LossWeights = LossWeights(),  # noqa: B008 (frozen, immutable default)
+    *,
+    form: ResidualForm = "chain",
 ) -> tuple[Tensor, dict[str, float]]:
     """Weighted LPINN loss and its terms (as floats, for logging)."""
-    r = lagrangian_residuals(field, problem, points.x, points.t, points.x0)
+    r = lagrangian_residuals(field, problem, points.x, points.t, points.x0, form=form)
     terms = {
         "characteristic": r.characteristic.square().mean(),
         "solution": r.solution.square().mean(),
@@ -185,6 +208,9 @@ def lagrangian_loss(
         + weights.residual * terms["solution"]
         + weights.initial * terms["initial"]
     )
+    if weights.monotone and r.jacobian is not None:
+        terms["monotone"] = torch.relu(-r.jacobian).square().mean()
+        total = total + weights.monotone * terms["monotone"]
     return total, {k: float(v.detach()) for k, v in terms.items()}
 
 

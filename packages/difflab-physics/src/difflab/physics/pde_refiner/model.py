@@ -1,12 +1,15 @@
 r"""PDE-Refiner and the MSE baseline on one 1-D U-Net (Lippe et al. 2023, arXiv:2308.05732).
 
 PDE-Refiner (sec. 3, Algorithm 1) predicts ``u(t)`` from ``u(t - dt)`` in K + 1 network calls.
-Step k = 0 is a plain one-step prediction; steps k = 1..K add Gaussian noise of std
-``sigma_k = sigma_min ** (k / K)`` to the current prediction and denoise it, so each step
-refines ever smaller (higher-frequency, lower-amplitude) components.
+Step k = 0 is a plain one-step prediction; steps k = 1..K add Gaussian noise of exponentially
+decreasing size to the current prediction and denoise it, so each step refines ever smaller
+(higher-frequency, lower-amplitude) components.
 
 We write this as a diffusion process on the index k (`RefinerSchedule`): ``x_k = alpha_k u +
-sigma_k eps`` with ``sigma_k = sigma_min ** (k / K)`` and ``alpha_k = sqrt(1 - sigma_k^2)``.
+sigma_k eps`` with ``sigma_k^2 = sigma_min ** (k / K)`` and ``alpha_k = sqrt(1 - sigma_k^2)``.
+(PDEArena's implementation passes ``sigma_min ** (k / K)`` to a DDPM scheduler as betas, i.e.
+as noise *variances*; up to O(sigma^4) terms its cumulative products are this schedule. The
+literal reading of the paper's text, std ``sigma_min ** (k / K)``, is ``noise_schedule="std"``.)
 At k = 0, sigma = 1 and alpha = 0: the input is pure noise and the v-target
 ``alpha eps - sigma u = -u``, so the v-prediction loss at k = 0 *is* the MSE loss of the
 one-step prediction, and at k >= 1 (alpha = 1 - O(sigma^2)) it is the paper's noise loss
@@ -19,14 +22,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-from diffcore.nets import UNet
-from diffcore.nets.embeddings import timestep_embedding
-from diffcore.nets.unet import UNetConfig
+from diffcore.nets import ModernUNet, ModernUNetConfig
 from diffcore.objectives import DenoisingScoreMatching
 from diffcore.predictions import Denoiser
 from diffcore.processes.gaussian import GaussianProcess
@@ -47,12 +48,14 @@ _STEP_RANGE = 1000.0
 class RefinerSchedule(GaussianProcess):
     """PDE-Refiner's noise levels as a process on the refinement index t = k in [0, K].
 
-    ``sigma(k) = min_noise_std ** (k / K)`` (Lippe et al. 2023, sec. 3), ``alpha(k) =
-    sqrt(1 - sigma(k)^2)``; sigma(0) = 1 (pure noise, the MSE step) and sigma(K) = sigma_min.
+    ``parameterization="variance"`` (PDEArena's code): ``sigma(k)^2 = min_noise_std ** (k / K)``;
+    ``"std"``: ``sigma(k) = min_noise_std ** (k / K)``. ``alpha(k) = sqrt(1 - sigma(k)^2)``;
+    sigma(0) = 1 (pure noise, the MSE step).
     """
 
     steps: int = 3
     min_noise_std: float = 4e-7
+    parameterization: Literal["variance", "std"] = "variance"
     variance_preserving: ClassVar[bool] = True
 
     @property
@@ -65,7 +68,8 @@ class RefinerSchedule(GaussianProcess):
 
     def sigma(self, t: Tensor) -> Tensor:  # noqa: D102
         t = torch.as_tensor(t)
-        return torch.exp(t / self.steps * math.log(self.min_noise_std))
+        power = 0.5 if self.parameterization == "variance" else 1.0
+        return torch.exp(power * t / self.steps * math.log(self.min_noise_std))
 
     def alpha(self, t: Tensor) -> Tensor:  # noqa: D102
         s = self.sigma(t)
@@ -83,12 +87,13 @@ def condition_scalars(length: Tensor, n_points: int, dt: float | Tensor) -> Tens
 
 
 class SurrogateUNet(nn.Module):
-    """``net(x, k, *, history, params)``: diffcore's U-Net in 1-D with scalar conditioning.
+    """``net(x, k, *, history, params)``: the 1-D modern U-Net with scalar conditioning.
 
-    Input channels are the noisy target x (1) and the `history` past states; each of the three
-    PDE scalars (L, dx, dt) gets sinusoidal Fourier features that are concatenated and added
-    to the time embedding through the U-Net's ``cond`` vector (PDE-Refiner app. D conditions
-    its U-Net on such scalars the same way as on the diffusion step).
+    Input channels are the noisy target x (1) and the `history` past states. The refinement
+    step k and each of the three PDE scalars (L, dx, dt) get sinusoidal Fourier features and
+    an MLP of their own, summed into the conditioning embedding (`diffcore.nets.ModernUNet`,
+    PDEArena's scalar parameter conditioning, as PDE-Refiner app. D uses it). Convolutions
+    pad periodically: the KS domain has no boundary.
 
     Shapes: x (B, 1, N), k (B,), history (B, H, N), params (B, 3) -> (B, 1, N).
     """
@@ -96,18 +101,19 @@ class SurrogateUNet(nn.Module):
     def __init__(self, config: PDERefinerConfig, *, generator: torch.Generator | None = None):
         super().__init__()
         self.config = config
-        self.unet = UNet(
-            UNetConfig(
+        self.unet = ModernUNet(
+            ModernUNetConfig(
                 dims=1,
                 in_channels=1 + config.history,
                 out_channels=1,
-                model_channels=config.model_channels,
+                hidden_channels=config.hidden_channels,
                 channel_mult=config.channel_mult,
-                num_res_blocks=config.num_res_blocks,
-                head_channels=config.head_channels,
+                num_blocks=config.num_blocks,
+                num_params=3,
                 norm_groups=config.norm_groups,
+                scale_shift_norm=config.scale_shift_norm,
+                padding_mode="circular",
                 dropout=config.dropout,
-                cond_dim=3 * config.cond_features,
                 # k in {0..K} is spread over [0, 1000], the range of DDPM's step index.
                 time_scale=_STEP_RANGE / max(config.refinement_steps, 1),
             ),
@@ -123,18 +129,16 @@ class SurrogateUNet(nn.Module):
             )
         if params.shape != (x.shape[0], 3):
             raise ValueError(f"`params` must have shape (B, 3), got {tuple(params.shape)}.")
-        nominal = params.new_tensor(_NOMINAL)
-        scaled = (params / nominal - 1) * _COND_SCALE
-        feats = [timestep_embedding(scaled[:, i], self.config.cond_features) for i in range(3)]
-        cond = torch.cat(feats, dim=-1).to(x.dtype)
-        return self.unet(torch.cat([x, history.to(x.dtype)], dim=1), k, cond=cond)
+        scaled = (params / params.new_tensor(_NOMINAL) - 1) * _COND_SCALE
+        return self.unet(torch.cat([x, history.to(x.dtype)], dim=1), k, cond=scaled)
 
 
 class PDERefiner(nn.Module):
     """PDE-Refiner (``config.method == "refiner"``) or its MSE baseline (``"mse"``).
 
-    Buffers ``u_std`` and ``diff_std`` normalise inputs and targets (set them from training
-    data with `set_normalization`); they are saved with the weights.
+    Buffers ``u_std`` and ``diff_std`` normalise inputs and targets (set them with
+    `set_normalization`: ``diff_std`` is ``config.difference_weight`` or, when that is None,
+    the std of the training differences); they are saved with the weights.
 
     >>> from difflab.physics.pde_refiner.config import get_preset
     >>> model = PDERefiner(get_preset("quick", n_points=32))
@@ -152,20 +156,26 @@ class PDERefiner(nn.Module):
         self.config = config
         self.net = SurrogateUNet(config, generator=generator)
         self.schedule = RefinerSchedule(
-            steps=max(config.refinement_steps, 1), min_noise_std=config.min_noise_std
+            steps=max(config.refinement_steps, 1),
+            min_noise_std=config.min_noise_std,
+            parameterization=config.noise_schedule,
         )
         self.objective = DenoisingScoreMatching(self.schedule, prediction=config.prediction)
         self.register_buffer("u_std", torch.ones(()))
-        self.register_buffer("diff_std", torch.ones(()))
+        self.register_buffer("diff_std", torch.tensor(float(config.difference_weight or 1.0)))
 
     # ------------------------------------------------------------------ normalisation
     @torch.no_grad()
     def set_normalization(self, u: Tensor) -> None:
-        """Set ``u_std`` and ``diff_std`` from trajectories (B, T, N)."""
+        """Set ``u_std`` (and ``diff_std`` unless ``difference_weight`` fixes it) from (B, T, N)."""
         if u.ndim != 3 or u.shape[1] < 2:
             raise ValueError(f"`u` must have shape (B, T >= 2, N), got {tuple(u.shape)}.")
         self.u_std.copy_(u.float().std())
-        self.diff_std.copy_((u[:, 1:] - u[:, :-1]).float().std())
+        weight = self.config.difference_weight
+        if weight is not None:
+            self.diff_std.fill_(weight)
+        else:
+            self.diff_std.copy_((u[:, 1:] - u[:, :-1]).float().std())
 
     def _target(self, prev: Tensor, nxt: Tensor) -> Tensor:
         if self.config.target == "difference":

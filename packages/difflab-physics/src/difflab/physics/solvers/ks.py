@@ -35,6 +35,7 @@ from diffcore.distributed import derive_seed
 
 __all__ = [
     "KS_PRESETS",
+    "PAPER_EVAL_STEPS",
     "ETDRK4Coefficients",
     "KSConfig",
     "KSTrajectories",
@@ -93,6 +94,9 @@ class KSConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"`{name}` must be > 0, got {getattr(self, name)}.")
 
+
+# PDE-Refiner app. D.1: validation and test trajectories are 640 steps long (training: 140).
+PAPER_EVAL_STEPS = 640
 
 KS_PRESETS: dict[str, KSConfig] = {
     # PDE-Refiner app. D.1 / LPSDA: N=256, L=64 +- 10%, dt=0.2, 140 saved steps after burn-in.
