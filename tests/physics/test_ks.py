@@ -86,6 +86,23 @@ def test_dataset_round_trip_and_lengths(tmp_path):
         load_ks(tmp_path / "nothing", "train")
 
 
+def test_longer_evaluation_trajectories_extend_the_same_trajectories(tmp_path):
+    # PDE-Refiner tests on 640-step trajectories while training on 140 steps; a test
+    # trajectory only depends on (seed, split, index), so the longer one extends the shorter.
+    cfg = KSConfig(n_points=32, length=16.0, n_steps=3, burn_in=2)
+    meta = generate_ks_dataset(tmp_path / "a", (2, 1, 2), cfg, eval_steps=7, progress=False)
+    assert meta["steps"] == {"train": 3, "valid": 7, "test": 7}
+    generate_ks_dataset(tmp_path / "b", (0, 0, 2), cfg, progress=False)
+    long, short = load_ks(tmp_path / "a", "test"), load_ks(tmp_path / "b", "test")
+    assert load_ks(tmp_path / "a", "train").u.shape == (2, 3, 32)
+    assert long.u.shape == (2, 7, 32) and short.u.shape == (2, 3, 32)
+    torch.testing.assert_close(long.u[:, :3], short.u)
+    with pytest.raises(ValueError, match="eval_steps"):
+        generate_ks_dataset(tmp_path / "c", (1, 0, 0), cfg, eval_steps=0, progress=False)
+    with pytest.raises(ValueError, match="unknown splits"):
+        generate_ks_dataset(tmp_path / "c", {"tset": 1}, cfg, progress=False)
+
+
 def test_bad_input_errors():
     with pytest.raises(ValueError, match="shape"):
         solve_ks(torch.zeros(4), 64.0, dt=0.2, n_steps=1)
