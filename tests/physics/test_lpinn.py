@@ -9,6 +9,7 @@ from difflab.physics.lpinn import (
     Convection,
     EulerianPINN,
     LagrangianPINN,
+    LossWeights,
     LPINNConfig,
     eulerian_residuals,
     evaluate_lpinn,
@@ -85,6 +86,26 @@ def test_polynomial_residual_is_the_chain_residual_times_jacobian_cubed():
     torch.testing.assert_close(poly, x_xi**3 * chain, rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="`form` must be"):
         lagrangian_residuals(field, problem, pts.x, pts.t, pts.x0, form="quotient")
+
+
+def test_fold_penalty_sees_crossing_particles_only():
+    problem = Convection(beta=1.0, nu=0.1)
+    pts = _points(problem)
+
+    def folded(s, t):  # x_xi = 1 - 2 t cos(s) < 0 where 2 t cos(s) > 1
+        return s - 2 * t * torch.sin(s), torch.sin(s)
+
+    def unfolded(s, t):
+        return _relabel(s) + t, torch.sin(s)
+
+    w = LossWeights(monotone=1.0)
+    _, terms = lagrangian_loss(folded, problem, pts, w, form="polynomial")
+    r = lagrangian_residuals(folded, problem, pts.x, pts.t, pts.x0)
+    expected = torch.relu(-(1 - 2 * pts.t * torch.cos(pts.x))).square().mean()
+    assert terms["monotone"] == pytest.approx(float(expected), rel=1e-9) and expected > 0
+    torch.testing.assert_close(r.jacobian, 1 - 2 * pts.t * torch.cos(pts.x))
+    assert lagrangian_loss(unfolded, problem, pts, w)[1]["monotone"] == 0.0
+    assert "monotone" not in lagrangian_loss(folded, problem, pts)[1]  # weight 0: not computed
 
 
 def test_lagrangian_residual_inviscid_burgers_before_shock():

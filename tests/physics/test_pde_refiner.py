@@ -117,6 +117,27 @@ def test_prediction_commutes_with_periodic_shifts():
     assert (y - u[:, 0]).abs().max() > 1e-3  # the network does act
 
 
+def test_zeros_first_step_input_ignores_the_noise_at_k0_only():
+    model = _model(first_step_input="zeros").eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(2)))
+    hist, params = torch.randn(3, 1, N), torch.tensor([[64.0, 2.0, 0.2]]).repeat(3, 1)
+    x = torch.randn(3, 1, N)
+    k0, k1 = torch.zeros(3), torch.ones(3)
+    at0 = model.net(x, k0, history=hist, params=params)
+    torch.testing.assert_close(at0, model.net(torch.zeros_like(x), k0, history=hist, params=params))
+    at1 = model.net(x, k1, history=hist, params=params)
+    assert (
+        at1 - model.net(torch.zeros_like(x), k1, history=hist, params=params)
+    ).abs().max() > 1e-3
+    # Mixed batches: only the k = 0 rows are masked.
+    mixed = model.net(x, torch.tensor([0.0, 1.0, 0.0]), history=hist, params=params)
+    torch.testing.assert_close(mixed[1], model.net(x, k1, history=hist, params=params)[1])
+    with pytest.raises(ValueError, match="first_step_input"):
+        get_preset("quick", first_step_input="ones")
+
+
 def test_make_pairs():
     data = generate_ks(
         2, KSConfig(n_points=N, n_steps=5, burn_in=0, length=16.0), seed=0, progress=False

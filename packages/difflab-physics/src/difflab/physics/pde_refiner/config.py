@@ -25,6 +25,10 @@ class PDERefinerConfig:
             to a DDPM scheduler as betas, so the finest std is ``sqrt(4e-7) = 6.3e-4``;
             ``"std"``: noise std ``sigma_min ** (k / K)``, the literal reading of sec. 3.
         prediction: what the network outputs at noisy inputs (``"v"`` or ``"eps"``).
+        first_step_input: what the network sees in place of the noisy state at k = 0, where
+            alpha_0 = 0 and the input carries no information: ``"noise"`` (PDEArena's code)
+            or ``"zeros"`` (the k = 0 call is then exactly the MSE baseline's call, and the
+            network need not learn to suppress a white-noise input at that step only).
         target: ``"difference"`` predicts ``(u(t) - u(t - dt)) / difference_weight``,
             ``"state"`` predicts ``u(t) / u_std``.
         difference_weight: divides the difference target (PDEArena's KS config: 0.3); None
@@ -42,6 +46,7 @@ class PDERefinerConfig:
     min_noise_std: float = 4e-7
     noise_schedule: Literal["variance", "std"] = "variance"
     prediction: Literal["v", "eps"] = "v"
+    first_step_input: Literal["noise", "zeros"] = "noise"
     target: Target = "difference"
     difference_weight: float | None = 0.3
     n_points: int = 256
@@ -75,6 +80,10 @@ class PDERefinerConfig:
             )
         if self.difference_weight is not None and not self.difference_weight > 0:
             raise ValueError(f"`difference_weight` must be > 0, got {self.difference_weight}.")
+        if self.first_step_input not in ("noise", "zeros"):
+            raise ValueError(
+                f"`first_step_input` must be 'noise' or 'zeros', got {self.first_step_input!r}."
+            )
         if self.target not in ("difference", "state"):
             raise ValueError(f"`target` must be 'difference' or 'state', got {self.target!r}.")
         if self.history < 1:

@@ -130,6 +130,9 @@ class SurrogateUNet(nn.Module):
         if params.shape != (x.shape[0], 3):
             raise ValueError(f"`params` must have shape (B, 3), got {tuple(params.shape)}.")
         scaled = (params / params.new_tensor(_NOMINAL) - 1) * _COND_SCALE
+        if self.config.first_step_input == "zeros":
+            k = torch.as_tensor(k, device=x.device).expand(x.shape[0])
+            x = x * (k != 0).to(x.dtype)[:, None, None]
         return self.unet(torch.cat([x, history.to(x.dtype)], dim=1), k, cond=scaled)
 
 
