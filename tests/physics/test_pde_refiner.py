@@ -138,6 +138,21 @@ def test_zeros_first_step_input_ignores_the_noise_at_k0_only():
         get_preset("quick", first_step_input="ones")
 
 
+@pytest.mark.parametrize("method", ["refiner", "mse"])
+def test_conserve_mean_keeps_the_spatial_mean(method):
+    model = _model(method, conserve_mean=True).eval()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=torch.Generator().manual_seed(3)))
+    u = torch.randn(2, 1, N) + torch.tensor([[[0.5]], [[-1.0]]])
+    out = model.rollout(u, torch.tensor([60.0, 66.0]), 0.2, 4, generator=torch.Generator())
+    torch.testing.assert_close(out.mean(-1), u.mean(-1).expand(2, 4), rtol=0, atol=1e-5)
+    free = _model(method).eval()
+    free.load_state_dict(model.state_dict())  # same weights, no projection: the mean drifts
+    drift = free.rollout(u, torch.tensor([60.0, 66.0]), 0.2, 4, generator=torch.Generator())
+    assert (drift.mean(-1) - u.mean(-1)).abs().max() > 1e-3
+
+
 def test_make_pairs():
     data = generate_ks(
         2, KSConfig(n_points=N, n_steps=5, burn_in=0, length=16.0), seed=0, progress=False

@@ -187,8 +187,12 @@ class PDERefiner(nn.Module):
 
     def _untarget(self, prev: Tensor, y: Tensor) -> Tensor:
         if self.config.target == "difference":
-            return prev + y * self.diff_std
-        return y * self.u_std
+            nxt = prev + y * self.diff_std
+        else:
+            nxt = y * self.u_std
+        if self.config.conserve_mean:
+            nxt = nxt - nxt.mean(-1, keepdim=True) + prev.mean(-1, keepdim=True)
+        return nxt
 
     # ------------------------------------------------------------------ training
     def loss(self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None) -> Tensor:
