@@ -116,7 +116,7 @@ PRESETS: dict[str, PDERefinerConfig] = {
     # per step on one CPU core; sizes chosen for the budget, not from the paper.
     "cpu": PDERefinerConfig(
         n_points=256, hidden_channels=16, channel_mult=(1, 2, 4), num_blocks=1,
-        batch_size=32, steps=12_000, lr=1e-3, warmup=50, ema_decay=0.99, grad_clip=None,
+        batch_size=32, steps=6000, lr=1e-3, warmup=50, ema_decay=0.99, grad_clip=None,
         first_step_input="zeros", conserve_mean=True,
     ),
 }  # fmt: skip
