@@ -103,8 +103,9 @@ class PDERefinerConfig:
 PRESETS: dict[str, PDERefinerConfig] = {
     # Paper-sized (sec. 4.1, app. D; PDEArena's KS config): modern U-Net of width 64 with
     # cumulative multipliers 1, 2, 2, 4, K = 3, sigma_min = 4e-7, Adam lr 1e-4 with cosine
-    # decay, batch 128, 400 epochs of the 2048 x 139 training pairs (~890k steps), EMA.
-    "paper": PDERefinerConfig(steps=890_000, warmup=0),
+    # decay, batch 128, 400 epochs of the 2048 x 139 training pairs (~890k steps), EMA, no
+    # gradient clipping.
+    "paper": PDERefinerConfig(steps=890_000, warmup=0, grad_clip=None),
     # Runs on 2 CPU cores in about a minute: a tiny U-Net and few steps (smoke test only).
     "quick": PDERefinerConfig(
         hidden_channels=8, channel_mult=(1, 2), num_blocks=1, batch_size=32, steps=200,

@@ -10,7 +10,8 @@ sigma_k eps`` with ``sigma_k^2 = sigma_min ** (k / K)`` and ``alpha_k = sqrt(1 -
 (PDEArena's implementation passes ``sigma_min ** (k / K)`` to a DDPM scheduler as betas, i.e.
 as noise *variances*; up to O(sigma^4) terms its cumulative products are this schedule. The
 literal reading of the paper's text, std ``sigma_min ** (k / K)``, is ``noise_schedule="std"``.)
-At k = 0, sigma = 1 and alpha = 0: the input is pure noise and the v-target
+At k = 0, sigma = 1 and alpha = 0: the input is pure noise (zeros with
+``first_step_input="zeros"``) and the v-target
 ``alpha eps - sigma u = -u``, so the v-prediction loss at k = 0 *is* the MSE loss of the
 one-step prediction, and at k >= 1 (alpha = 1 - O(sigma^2)) it is the paper's noise loss
 (the same device as pdearena's implementation through a DDPM scheduler). Training draws k
